@@ -1,0 +1,371 @@
+//! Configuration in two stages. [`RawConfig`] is what each layer may say (every field
+//! optional); layers merge in order defaults < user file < project file < `VTTIRO_*`
+//! environment < flags, remembering where each value came from. [`Settings::validate`]
+//! then turns the merged raw values into types that cannot be wrong, so the rest of the
+//! binary never re-checks a string.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use vttiro_asr::Device;
+use vttiro_subtitles::OutputFormat;
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub model: Option<String>,
+    pub language: Option<String>,
+    pub prompt: Option<String>,
+    pub threads: Option<usize>,
+    pub device: Option<String>,
+    pub backend: Option<String>,
+    pub engine: Option<String>,
+    pub compute_type: Option<String>,
+    pub beam_size: Option<usize>,
+    pub format: Option<String>,
+    pub vad: Option<bool>,
+    pub output_dir: Option<PathBuf>,
+    pub log_format: Option<String>,
+    pub download: Option<bool>,
+}
+
+macro_rules! for_each_field {
+    ($m:ident) => {
+        $m!(model);
+        $m!(language);
+        $m!(prompt);
+        $m!(threads);
+        $m!(device);
+        $m!(backend);
+        $m!(engine);
+        $m!(compute_type);
+        $m!(beam_size);
+        $m!(format);
+        $m!(vad);
+        $m!(output_dir);
+        $m!(log_format);
+        $m!(download);
+    };
+}
+
+/// The merged configuration plus, for each key, the layer that set it.
+#[derive(Debug, Default)]
+pub struct Layered {
+    pub raw: RawConfig,
+    pub origin: BTreeMap<&'static str, String>,
+}
+
+impl Layered {
+    pub fn apply(&mut self, layer: &RawConfig, origin: &str) {
+        macro_rules! take {
+            ($f:ident) => {
+                if let Some(v) = &layer.$f {
+                    self.raw.$f = Some(v.clone());
+                    self.origin.insert(stringify!($f), origin.to_string());
+                }
+            };
+        }
+        for_each_field!(take);
+    }
+
+    /// Renders the effective configuration as TOML with each value's origin as a comment.
+    pub fn render(&self) -> Result<String> {
+        let table = toml::Value::try_from(&self.raw).context("serialising configuration")?;
+        let mut out = String::new();
+        if let toml::Value::Table(t) = table {
+            for (k, v) in t {
+                let origin = self
+                    .origin
+                    .get(k.as_str())
+                    .map(String::as_str)
+                    .unwrap_or("default");
+                out.push_str(&format!("{k} = {v}  # from {origin}\n"));
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub fn defaults() -> RawConfig {
+    RawConfig {
+        model: Some("tiny.en".into()),
+        threads: Some(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        ),
+        device: Some("auto".into()),
+        backend: Some("auto".into()),
+        engine: Some("local".into()),
+        compute_type: Some("auto".into()),
+        beam_size: Some(5),
+        format: Some("vtt".into()),
+        vad: Some(true),
+        log_format: Some("text".into()),
+        download: Some(true),
+        ..Default::default()
+    }
+}
+
+pub fn user_config_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("vttiro").join("config.toml"))
+}
+
+pub fn read_file_layer(path: &Path) -> Result<Option<RawConfig>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let raw: RawConfig = toml::from_str(&text).map_err(|e| {
+                anyhow::anyhow!("{}: invalid configuration: {}", path.display(), e.message())
+            })?;
+            Ok(Some(raw))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("{}: cannot read configuration", path.display())),
+    }
+}
+
+pub fn env_layer(lookup: impl Fn(&str) -> Option<String>) -> Result<RawConfig> {
+    let parse_usize = |key: &str| -> Result<Option<usize>> {
+        lookup(key)
+            .map(|v| {
+                v.parse()
+                    .with_context(|| format!("{key}={v}: expected a whole number"))
+            })
+            .transpose()
+    };
+    let parse_bool = |key: &str| -> Result<Option<bool>> {
+        lookup(key)
+            .map(|v| match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                _ => bail!("{key}={v}: expected true or false"),
+            })
+            .transpose()
+    };
+    Ok(RawConfig {
+        model: lookup("VTTIRO_MODEL"),
+        language: lookup("VTTIRO_LANGUAGE"),
+        prompt: lookup("VTTIRO_PROMPT"),
+        threads: parse_usize("VTTIRO_THREADS")?,
+        device: lookup("VTTIRO_DEVICE"),
+        backend: lookup("VTTIRO_BACKEND"),
+        engine: lookup("VTTIRO_ENGINE"),
+        compute_type: lookup("VTTIRO_COMPUTE_TYPE"),
+        beam_size: parse_usize("VTTIRO_BEAM_SIZE")?,
+        format: lookup("VTTIRO_FORMAT"),
+        vad: parse_bool("VTTIRO_VAD")?,
+        output_dir: lookup("VTTIRO_OUTPUT_DIR").map(PathBuf::from),
+        log_format: lookup("VTTIRO_LOG_FORMAT"),
+        download: parse_bool("VTTIRO_DOWNLOAD")?,
+    })
+}
+
+/// Loads every layer below the flags.
+pub fn load_layers() -> Result<Layered> {
+    let mut layered = Layered::default();
+    layered.apply(&defaults(), "default");
+    if let Some(path) = user_config_path() {
+        if let Some(layer) = read_file_layer(&path)? {
+            layered.apply(&layer, &path.display().to_string());
+        }
+    }
+    let project = PathBuf::from("vttiro.toml");
+    if let Some(layer) = read_file_layer(&project)? {
+        layered.apply(&layer, "./vttiro.toml");
+    }
+    layered.apply(&env_layer(|k| std::env::var(k).ok())?, "environment");
+    Ok(layered)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Auto,
+    Ct2,
+    WhisperCpp,
+}
+
+/// Validated settings: every value here has been checked once.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub model: String,
+    pub language: Option<String>,
+    pub prompt: Option<String>,
+    pub threads: usize,
+    pub device: Device,
+    pub backend: Backend,
+    pub compute_type: String,
+    pub beam_size: usize,
+    pub formats: Vec<OutputFormat>,
+    pub vad: bool,
+    pub output_dir: Option<PathBuf>,
+    pub log_format: LogFormat,
+    pub download: bool,
+}
+
+impl Settings {
+    pub fn validate(raw: &RawConfig) -> Result<Settings> {
+        let engine = raw.engine.as_deref().unwrap_or("local");
+        if engine != "local" {
+            bail!("--engine {engine}: only the local engine is available in this build (cloud engines are not compiled in)");
+        }
+        let threads = raw.threads.unwrap_or(1);
+        if threads == 0 || threads > 256 {
+            bail!("--threads {threads}: expected 1..=256");
+        }
+        let beam_size = raw.beam_size.unwrap_or(5);
+        if beam_size == 0 || beam_size > 16 {
+            bail!("--beam-size {beam_size}: expected 1..=16");
+        }
+        let device: Device = raw
+            .device
+            .as_deref()
+            .unwrap_or("auto")
+            .parse()
+            .map_err(|e: vttiro_asr::AsrError| anyhow::anyhow!("--device: {e}"))?;
+        let backend = match raw.backend.as_deref().unwrap_or("auto") {
+            "auto" => Backend::Auto,
+            "ct2" | "ctranslate2" => Backend::Ct2,
+            "whispercpp" | "whisper.cpp" => Backend::WhisperCpp,
+            other => bail!("--backend {other}: expected auto, ct2 or whispercpp"),
+        };
+        let mut formats = Vec::new();
+        for part in raw.format.as_deref().unwrap_or("vtt").split(',') {
+            let part = part.trim();
+            if part.is_empty() {
+                continue;
+            }
+            let f: OutputFormat = part
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--format {part}: expected vtt, srt, json or txt"))?;
+            if !formats.contains(&f) {
+                formats.push(f);
+            }
+        }
+        if formats.is_empty() {
+            bail!("--format: no output format given");
+        }
+        let log_format = match raw.log_format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => bail!("--log-format {other}: expected text or json"),
+        };
+        let language = raw
+            .language
+            .as_ref()
+            .map(|l| l.trim().to_ascii_lowercase())
+            .filter(|l| !l.is_empty() && l != "auto");
+        if let Some(l) = &language {
+            if !(2..=3).contains(&l.len()) || !l.chars().all(|c| c.is_ascii_lowercase()) {
+                bail!("--language {l}: expected an ISO 639-1 code such as en, de or fr, or auto");
+            }
+        }
+        Ok(Settings {
+            model: raw.model.clone().unwrap_or_else(|| "tiny.en".into()),
+            language,
+            prompt: raw.prompt.clone().filter(|p| !p.trim().is_empty()),
+            threads,
+            device,
+            backend,
+            compute_type: raw.compute_type.clone().unwrap_or_else(|| "auto".into()),
+            beam_size,
+            formats,
+            vad: raw.vad.unwrap_or(true),
+            output_dir: raw.output_dir.clone(),
+            log_format,
+            download: raw.download.unwrap_or(true),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_layers_win_and_origins_are_tracked() {
+        let mut l = Layered::default();
+        l.apply(&defaults(), "default");
+        l.apply(
+            &RawConfig {
+                model: Some("base".into()),
+                beam_size: Some(2),
+                ..Default::default()
+            },
+            "user file",
+        );
+        let env = env_layer(|k| (k == "VTTIRO_MODEL").then(|| "small.en".to_string())).unwrap();
+        l.apply(&env, "environment");
+        assert_eq!(l.raw.model.as_deref(), Some("small.en"));
+        assert_eq!(l.raw.beam_size, Some(2));
+        assert_eq!(l.origin["model"], "environment");
+        assert_eq!(l.origin["beam_size"], "user file");
+        let shown = l.render().unwrap();
+        assert!(
+            shown.contains("model = \"small.en\"  # from environment"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_rejected_with_the_flag_named() {
+        let bad = |raw: RawConfig| Settings::validate(&raw).unwrap_err().to_string();
+        assert!(bad(RawConfig {
+            threads: Some(0),
+            ..defaults()
+        })
+        .starts_with("--threads 0"));
+        assert!(bad(RawConfig {
+            format: Some("vtt,doc".into()),
+            ..defaults()
+        })
+        .starts_with("--format doc"));
+        assert!(bad(RawConfig {
+            device: Some("tpu".into()),
+            ..defaults()
+        })
+        .contains("tpu"));
+        assert!(bad(RawConfig {
+            language: Some("english".into()),
+            ..defaults()
+        })
+        .starts_with("--language"));
+        let ok = Settings::validate(&RawConfig {
+            format: Some("vtt, json,vtt".into()),
+            ..defaults()
+        })
+        .unwrap();
+        assert_eq!(ok.formats, vec![OutputFormat::Vtt, OutputFormat::Json]);
+    }
+
+    #[test]
+    fn env_values_are_parsed_strictly() {
+        assert!(env_layer(|k| (k == "VTTIRO_THREADS").then(|| "many".to_string())).is_err());
+        let vad_off = env_layer(|k| (k == "VTTIRO_VAD").then(|| "off".to_string())).unwrap();
+        assert_eq!(vad_off.vad, Some(false));
+    }
+
+    #[test]
+    fn unknown_keys_in_files_are_errors_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("vttiro-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("vttiro.toml");
+        std::fs::write(&path, "modle = \"base\"\n").unwrap();
+        let err = read_file_layer(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("vttiro.toml") && err.contains("modle"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

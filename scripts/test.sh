@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The full test suite: formatting, lints, then every test in release mode (CTranslate2 is
+# a C++ build whose debug flavour is too slow to run Whisper in tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+# Cargo's target dir lives outside the clone so CI and fresh clones reuse the CTranslate2 build.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vttiro/target}
+export CMAKE_PARALLEL=${CMAKE_PARALLEL:-$(nproc)}
+cargo fmt --all -- --check
+cargo clippy --release --workspace --all-targets -- -D warnings
+cargo test --release --workspace
