@@ -50,9 +50,10 @@ if [ ! -s "$VIDEO" ] || [ ! -s "$REF" ]; then
 fi
 DURATION=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$VIDEO")
 
-measure() { # label, then the command; prints "wall_s peak_mib"
-  local out; out=$( { /usr/bin/time -f '%e %M' "$@" > "$WORK/last.out" 2>/dev/null; } 2>&1 | tail -1)
-  echo "$out" | awk '{printf "%.2f %.0f", $1, $2/1024}'
+measure() { # the command; prints "wall_s peak_mib", its stdout kept in last.out
+  /usr/bin/time -f '%e %M' -o "$WORK/time.txt" "$@" > "$WORK/last.out" 2>"$WORK/last.err" \
+    || { echo "failed: $* (see $WORK/last.err)" >&2; return 1; }
+  awk '{printf "%.2f %.0f\n", $1, $2/1024}' "$WORK/time.txt"
 }
 
 printf '\n10-minute video: %.1f s, %s threads, tiny.en int8\n' "$DURATION" "$THREADS"

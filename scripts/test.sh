@@ -10,3 +10,6 @@ export CMAKE_PARALLEL=${CMAKE_PARALLEL:-$(nproc)}
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
 cargo test --release --workspace
+# The whisper.cpp backend is an opt-in feature; build and test it too.
+cargo clippy --release -p vttiro-asr --features whispercpp --all-targets -- -D warnings
+cargo test --release -p vttiro-asr --features whispercpp --test whispercpp

@@ -145,7 +145,10 @@ impl Ct2Engine {
             .iter()
             .map(|&id| self.tokenizer.token_str(id))
             .collect();
-        let max_length = MAX_TEXT_POSITIONS.saturating_sub(prompt.len()).max(1);
+        // CTranslate2 counts max_length over prompt and output together (it decodes at
+        // most min(total/2, total - prompt) new tokens), so pass the full decoder limit; a
+        // value below the prompt length would underflow inside CTranslate2.
+        let max_length = MAX_TEXT_POSITIONS;
         let mut best: Option<WindowDecode> = None;
         for &temperature in &options.temperatures {
             let mut gen = WhisperOptions {
@@ -277,6 +280,59 @@ impl Ct2Engine {
     }
 }
 
+/// Where each speech window sits in the gathered stream and in the input.
+struct StreamMap {
+    /// (stream start sample, input start sample, length) per window, in order.
+    pieces: Vec<(usize, usize, usize)>,
+}
+
+impl StreamMap {
+    fn new(windows: &[AudioWindow], input_len: usize) -> Self {
+        let mut pieces = Vec::with_capacity(windows.len());
+        let mut at = 0;
+        for w in windows {
+            let (start, end) = (w.start.min(input_len), w.end.min(input_len));
+            if end > start {
+                pieces.push((at, start, end - start));
+                at += end - start;
+            }
+        }
+        StreamMap { pieces }
+    }
+
+    fn gather(&self, audio: &[f32]) -> Vec<f32> {
+        let mut out = Vec::with_capacity(self.pieces.iter().map(|p| p.2).sum());
+        for &(_, start, len) in &self.pieces {
+            out.extend_from_slice(&audio[start..start + len]);
+        }
+        out
+    }
+
+    /// Maps a stream time to the input timeline. A time exactly on a seam belongs to the
+    /// earlier piece when it ends something (`is_end`) and to the later one otherwise.
+    fn to_input_ms(&self, stream_ms: i64, is_end: bool) -> i64 {
+        let sample = vttiro_core::ms_to_samples(stream_ms);
+        let piece = self
+            .pieces
+            .iter()
+            .find(|&&(at, _, len)| {
+                if is_end {
+                    sample > at && sample <= at + len
+                } else {
+                    sample >= at && sample < at + len
+                }
+            })
+            .or_else(|| self.pieces.last());
+        match piece {
+            Some(&(at, start, len)) => {
+                let within = sample.saturating_sub(at).min(len);
+                vttiro_core::samples_to_ms(start + within)
+            }
+            None => stream_ms,
+        }
+    }
+}
+
 struct WindowDecode {
     tokens: Vec<usize>,
     avg_logprob: f32,
@@ -321,7 +377,7 @@ impl Engine for Ct2Engine {
         progress: &mut dyn FnMut(EngineProgress),
     ) -> Result<Transcript, AsrError> {
         self.timings = Ct2Timings::default();
-        let total_ms = vttiro_core::samples_to_ms(audio.len());
+        let input_total_ms = vttiro_core::samples_to_ms(audio.len());
         let translate = options.task == Task::Translate;
         let mut language = options.language.clone();
         let mut language_probability = 1.0f32;
@@ -351,7 +407,19 @@ impl Engine for Ct2Engine {
         let mut segments: Vec<Segment> = Vec::new();
         let mut last_speech_end = 0.0f64;
 
-        for window in windows {
+        // Decode the speech windows as one continuous stream with the pauses between them
+        // removed, then map times back. Treating each window separately would cost a
+        // second, mostly empty 30-s window whenever a window's last segment is cut off;
+        // on a continuous stream every window is filled with new speech.
+        let stream_map = StreamMap::new(windows, audio.len());
+        let stream = stream_map.gather(audio);
+        let audio = stream.as_slice();
+        let windows = [AudioWindow {
+            start: 0,
+            end: audio.len(),
+        }];
+        let total_ms = vttiro_core::samples_to_ms(audio.len());
+        for window in &windows {
             let start = window.start.min(audio.len());
             let end = window.end.min(audio.len());
             if end <= start {
@@ -473,17 +541,27 @@ impl Engine for Ct2Engine {
                 } else {
                     previous_tokens.clear();
                 }
+                let stream_done_ms =
+                    seconds_to_ms(window_start_s + segment_frames as f64 * FRAME_SECONDS)
+                        .min(total_ms);
                 progress(EngineProgress {
-                    done_ms: seconds_to_ms(window_start_s + segment_frames as f64 * FRAME_SECONDS)
-                        .min(total_ms),
-                    total_ms,
+                    done_ms: stream_map.to_input_ms(stream_done_ms, true),
+                    total_ms: input_total_ms,
                 });
+            }
+        }
+        for seg in segments.iter_mut() {
+            seg.start_ms = stream_map.to_input_ms(seg.start_ms, false);
+            seg.end_ms = stream_map.to_input_ms(seg.end_ms, true);
+            for w in seg.words.iter_mut() {
+                w.start_ms = stream_map.to_input_ms(w.start_ms, false);
+                w.end_ms = stream_map.to_input_ms(w.end_ms, true).max(w.start_ms);
             }
         }
         Ok(Transcript {
             language: language.unwrap_or_else(|| "en".into()),
             language_probability,
-            duration_ms: total_ms,
+            duration_ms: input_total_ms,
             model: self.model_name.clone(),
             segments,
         })
@@ -522,6 +600,33 @@ fn to_segment(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_times_map_back_across_removed_pauses() {
+        // Speech at 1-3 s and 10-12 s of the input; 2 s into the stream is the seam.
+        let map = StreamMap::new(
+            &[
+                AudioWindow {
+                    start: 16_000,
+                    end: 48_000,
+                },
+                AudioWindow {
+                    start: 160_000,
+                    end: 192_000,
+                },
+            ],
+            200_000,
+        );
+        assert_eq!(map.to_input_ms(500, false), 1_500);
+        assert_eq!(map.to_input_ms(2_000, true), 3_000);
+        assert_eq!(map.to_input_ms(2_000, false), 10_000);
+        assert_eq!(map.to_input_ms(3_500, false), 11_500);
+        assert_eq!(map.to_input_ms(9_000, true), 12_000);
+        let audio: Vec<f32> = (0..200_000).map(|i| i as f32).collect();
+        let stream = map.gather(&audio);
+        assert_eq!(stream.len(), 64_000);
+        assert_eq!(stream[32_000], 160_000.0);
+    }
 
     #[test]
     fn detection_debug_output_is_parsed() {

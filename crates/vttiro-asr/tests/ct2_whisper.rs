@@ -190,3 +190,23 @@ fn multilingual_base_detects_english_and_transcribes_jfk() {
     let stats = vttiro_eval::word_error_rate(vttiro_fixtures::JFK_TRANSCRIPT, &t.text());
     assert_eq!(stats.wer(), 0.0, "{}", t.text());
 }
+
+#[test]
+fn a_prompt_longer_than_half_the_decoder_context_is_truncated_not_fatal() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    // Regression: a prompt of more than 224 tokens once made CTranslate2 read past its
+    // positional table and crash the process on long files.
+    let samples = read_wav(&vttiro_fixtures::jfk_wav());
+    let mut engine = engine(vttiro_fixtures::tiny_en_model(), "tiny.en");
+    let prompt = "Inaugural address, January 1961, Washington. ".repeat(40);
+    let t = transcribe(
+        &mut engine,
+        &samples,
+        &TranscribeOptions {
+            prompt: Some(prompt),
+            ..Default::default()
+        },
+    );
+    let stats = vttiro_eval::word_error_rate(vttiro_fixtures::JFK_TRANSCRIPT, &t.text());
+    assert!(stats.wer() <= 0.1, "{}", t.text());
+}

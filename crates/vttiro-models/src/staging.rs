@@ -56,9 +56,7 @@ impl Staging {
         self.committed = true;
         Ok(self.target.clone())
     }
-}
 
-impl Staging {
     fn adopt_entries_of_target(&self) -> Result<(), ModelError> {
         let entries = fs::read_dir(&self.target).map_err(ModelError::io("list", &self.target))?;
         for entry in entries {
