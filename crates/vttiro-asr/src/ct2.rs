@@ -414,141 +414,127 @@ impl Engine for Ct2Engine {
         let stream_map = StreamMap::new(windows, audio.len());
         let stream = stream_map.gather(audio);
         let audio = stream.as_slice();
-        let windows = [AudioWindow {
-            start: 0,
-            end: audio.len(),
-        }];
         let total_ms = vttiro_core::samples_to_ms(audio.len());
-        for window in &windows {
-            let start = window.start.min(audio.len());
-            let end = window.end.min(audio.len());
-            if end <= start {
+        let started = Instant::now();
+        let mel = self.mel.compute(audio, WINDOW_SAMPLES);
+        self.timings.mel_ms += started.elapsed().as_millis() as u64;
+        let content_frames = audio.len() / HOP_LENGTH;
+        let mut seek = 0usize;
+        while seek < content_frames {
+            let segment_frames = (content_frames - seek).min(WINDOW_FRAMES);
+            let window_start_s = seek as f64 * FRAME_SECONDS;
+            let mut features = mel.window(seek);
+            let view = StorageView::new(
+                &[1, self.mel.n_mels(), WINDOW_FRAMES],
+                &mut features,
+                sys::Device::CPU,
+            )
+            .map_err(failed)?;
+            let started = Instant::now();
+            let encoder_output = self.model.encode(&view, false).map_err(failed)?;
+            self.timings.encode_ms += started.elapsed().as_millis() as u64;
+            self.timings.windows += 1;
+
+            if language.is_none() {
+                let (lang, prob) = self.detect_language(&encoder_output)?;
+                language = Some(lang);
+                language_probability = prob;
+            }
+            let lang = language.clone().unwrap_or_else(|| "en".into());
+            let sot_sequence = self.tokenizer.sot_sequence(&lang, translate);
+            let mut prompt = Vec::new();
+            if !previous_tokens.is_empty() {
+                prompt.push(self.tokenizer.sot_prev);
+                let keep = MAX_TEXT_POSITIONS / 2 - 1;
+                let from = previous_tokens.len().saturating_sub(keep);
+                prompt.extend_from_slice(&previous_tokens[from..]);
+            }
+            prompt.extend_from_slice(&sot_sequence);
+
+            let decoded = self.generate_with_fallback(&encoder_output, &prompt, options)?;
+            let unsure = options
+                .log_prob_threshold
+                .is_some_and(|t| decoded.avg_logprob < t);
+            let no_speech = options
+                .no_speech_threshold
+                .is_some_and(|t| decoded.no_speech_prob > t);
+            if no_speech && unsure {
+                debug!(window_start_s, "skipping window judged as no speech");
+                seek += segment_frames;
                 continue;
             }
-            let chunk = &audio[start..end];
-            let started = Instant::now();
-            let mel = self.mel.compute(chunk, WINDOW_SAMPLES);
-            self.timings.mel_ms += started.elapsed().as_millis() as u64;
-            let content_frames = chunk.len() / HOP_LENGTH;
-            let chunk_start_s = start as f64 / f64::from(SAMPLE_RATE);
-            let mut seek = 0usize;
-            while seek < content_frames {
-                let segment_frames = (content_frames - seek).min(WINDOW_FRAMES);
-                let window_start_s = chunk_start_s + seek as f64 * FRAME_SECONDS;
-                let mut features = mel.window(seek);
-                let view = StorageView::new(
-                    &[1, self.mel.n_mels(), WINDOW_FRAMES],
-                    &mut features,
-                    sys::Device::CPU,
-                )
-                .map_err(failed)?;
-                let started = Instant::now();
-                let encoder_output = self.model.encode(&view, false).map_err(failed)?;
-                self.timings.encode_ms += started.elapsed().as_millis() as u64;
-                self.timings.windows += 1;
 
-                if language.is_none() {
-                    let (lang, prob) = self.detect_language(&encoder_output)?;
-                    language = Some(lang);
-                    language_probability = prob;
-                }
-                let lang = language.clone().unwrap_or_else(|| "en".into());
-                let sot_sequence = self.tokenizer.sot_sequence(&lang, translate);
-                let mut prompt = Vec::new();
-                if !previous_tokens.is_empty() {
-                    prompt.push(self.tokenizer.sot_prev);
-                    let keep = MAX_TEXT_POSITIONS / 2 - 1;
-                    let from = previous_tokens.len().saturating_sub(keep);
-                    prompt.extend_from_slice(&previous_tokens[from..]);
-                }
-                prompt.extend_from_slice(&sot_sequence);
-
-                let decoded = self.generate_with_fallback(&encoder_output, &prompt, options)?;
-                let unsure = options
-                    .log_prob_threshold
-                    .is_some_and(|t| decoded.avg_logprob < t);
-                let no_speech = options
-                    .no_speech_threshold
-                    .is_some_and(|t| decoded.no_speech_prob > t);
-                if no_speech && unsure {
-                    debug!(window_start_s, "skipping window judged as no speech");
-                    seek += segment_frames;
-                    continue;
-                }
-
-                let (mut raw, advance) = split_segments(
-                    &decoded.tokens,
-                    &self.tokenizer,
-                    window_start_s,
-                    segment_frames,
-                );
-                seek += advance;
-                // Never let a segment end past the audio this window actually has.
-                let window_end_s = window_start_s + segment_frames as f64 * FRAME_SECONDS;
-                for seg in raw.iter_mut() {
-                    seg.end = seg.end.min(window_end_s);
-                    seg.start = seg.start.min(seg.end);
-                }
-                raw.retain(|s| !self.tokenizer.decode(&s.tokens).trim().is_empty());
-
-                let mut per_segment_words: Vec<Vec<TimedWord>> = vec![Vec::new(); raw.len()];
-                if options.word_timestamps && !raw.is_empty() {
-                    let text_tokens: Vec<usize> = raw
-                        .iter()
-                        .flat_map(|s| s.tokens.iter().copied().filter(|&t| t < self.tokenizer.eot))
-                        .collect();
-                    let mut words = self
-                        .align_words(&encoder_output, &sot_sequence, &text_tokens, segment_frames)?
-                        .into_iter();
-                    for (seg, bucket) in raw.iter().zip(per_segment_words.iter_mut()) {
-                        let mut remaining = seg
-                            .tokens
-                            .iter()
-                            .filter(|&&t| t < self.tokenizer.eot)
-                            .count();
-                        while remaining > 0 {
-                            let Some(mut w) = words.next() else { break };
-                            remaining = remaining.saturating_sub(w.token_count);
-                            w.start = (w.start + window_start_s).min(window_end_s);
-                            w.end = (w.end + window_start_s).min(window_end_s);
-                            bucket.push(w);
-                        }
-                    }
-                    for (seg, words) in raw.iter_mut().zip(per_segment_words.iter_mut()) {
-                        refine_segment_words(seg, words, &mut last_speech_end);
-                        refine_word_edges(audio, f64::from(SAMPLE_RATE), words);
-                        if let (Some(first), Some(last)) = (words.first(), words.last()) {
-                            seg.start = first.start;
-                            seg.end = last.end;
-                        }
-                    }
-                }
-
-                for (seg, words) in raw.into_iter().zip(per_segment_words) {
-                    segments.push(to_segment(
-                        &self.tokenizer,
-                        segments.len() as u32,
-                        seg,
-                        words,
-                        &decoded,
-                    ));
-                }
-
-                if options.condition_on_previous_text
-                    && decoded.temperature <= options.prompt_reset_on_temperature
-                {
-                    previous_tokens.extend(decoded.tokens.iter().copied());
-                } else {
-                    previous_tokens.clear();
-                }
-                let stream_done_ms =
-                    seconds_to_ms(window_start_s + segment_frames as f64 * FRAME_SECONDS)
-                        .min(total_ms);
-                progress(EngineProgress {
-                    done_ms: stream_map.to_input_ms(stream_done_ms, true),
-                    total_ms: input_total_ms,
-                });
+            let (mut raw, advance) = split_segments(
+                &decoded.tokens,
+                &self.tokenizer,
+                window_start_s,
+                segment_frames,
+            );
+            seek += advance;
+            // Never let a segment end past the audio this window actually has.
+            let window_end_s = window_start_s + segment_frames as f64 * FRAME_SECONDS;
+            for seg in raw.iter_mut() {
+                seg.end = seg.end.min(window_end_s);
+                seg.start = seg.start.min(seg.end);
             }
+            raw.retain(|s| !self.tokenizer.decode(&s.tokens).trim().is_empty());
+
+            let mut per_segment_words: Vec<Vec<TimedWord>> = vec![Vec::new(); raw.len()];
+            if options.word_timestamps && !raw.is_empty() {
+                let text_tokens: Vec<usize> = raw
+                    .iter()
+                    .flat_map(|s| s.tokens.iter().copied().filter(|&t| t < self.tokenizer.eot))
+                    .collect();
+                let mut words = self
+                    .align_words(&encoder_output, &sot_sequence, &text_tokens, segment_frames)?
+                    .into_iter();
+                for (seg, bucket) in raw.iter().zip(per_segment_words.iter_mut()) {
+                    let mut remaining = seg
+                        .tokens
+                        .iter()
+                        .filter(|&&t| t < self.tokenizer.eot)
+                        .count();
+                    while remaining > 0 {
+                        let Some(mut w) = words.next() else { break };
+                        remaining = remaining.saturating_sub(w.token_count);
+                        w.start = (w.start + window_start_s).min(window_end_s);
+                        w.end = (w.end + window_start_s).min(window_end_s);
+                        bucket.push(w);
+                    }
+                }
+                for (seg, words) in raw.iter_mut().zip(per_segment_words.iter_mut()) {
+                    refine_segment_words(seg, words, &mut last_speech_end);
+                    refine_word_edges(audio, f64::from(SAMPLE_RATE), words);
+                    if let (Some(first), Some(last)) = (words.first(), words.last()) {
+                        seg.start = first.start;
+                        seg.end = last.end;
+                    }
+                }
+            }
+
+            for (seg, words) in raw.into_iter().zip(per_segment_words) {
+                segments.push(to_segment(
+                    &self.tokenizer,
+                    segments.len() as u32,
+                    seg,
+                    words,
+                    &decoded,
+                ));
+            }
+
+            if options.condition_on_previous_text
+                && decoded.temperature <= options.prompt_reset_on_temperature
+            {
+                previous_tokens.extend(decoded.tokens.iter().copied());
+            } else {
+                previous_tokens.clear();
+            }
+            let stream_done_ms =
+                seconds_to_ms(window_start_s + segment_frames as f64 * FRAME_SECONDS).min(total_ms);
+            progress(EngineProgress {
+                done_ms: stream_map.to_input_ms(stream_done_ms, true),
+                total_ms: input_total_ms,
+            });
         }
         for seg in segments.iter_mut() {
             seg.start_ms = stream_map.to_input_ms(seg.start_ms, false);
