@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: vttiro vs faster-whisper on the same 10-minute video, same
 # tiny.en weights, same thread count. Prints wall time, peak RSS and WER for each engine
-# at beam 5 and greedy, and the wall-time ratio.
+# at beam 5 and greedy, and the wall-time ratio; the whisper.cpp backend (same weights as
+# ggml float16) runs beside them.
 #
 #   bash bench/compare.sh [THREADS]
 set -euo pipefail
@@ -17,7 +18,7 @@ command -v ffmpeg >/dev/null && command -v sox >/dev/null || {
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q faster-whisper==1.2.1
 
-cargo build --release -q -p vttiro-cli -p vttiro-fixtures
+cargo build --release -q -p vttiro-cli -p vttiro-fixtures --features vttiro-cli/whispercpp
 VTTIRO=$CARGO_TARGET_DIR/release/vttiro
 FIX=$CARGO_TARGET_DIR/release/vttiro-fixtures
 
@@ -25,6 +26,8 @@ FIX=$CARGO_TARGET_DIR/release/vttiro-fixtures
 export VTTIRO_MODEL_DIR=${VTTIRO_MODEL_DIR:-$HOME/.cache/vttiro/models}
 "$VTTIRO" models pull tiny.en >/dev/null
 MODEL_DIR=$("$VTTIRO" models path tiny.en)
+# The same weights for whisper.cpp, converted to ggml float16 (whisper.cpp's default).
+"$VTTIRO" models convert tiny.en --quant f16 >/dev/null 2>&1
 
 # 10 minutes of real speech: the LibriVox clips and the JFK clip in turn, 0.8 s apart,
 # repeated; the reference transcript is built in the same order.
@@ -67,5 +70,10 @@ for BEAM in 5 1; do
   fwer=$("$VTTIRO" eval wer "$REF" "$WORK/fw-b$BEAM.txt")
   printf '%-22s %8s %10s %8s\n' "vttiro ct2 beam=$BEAM" "$vw" "$vm" "$vwer"
   printf '%-22s %8s %10s %8s\n' "faster-whisper beam=$BEAM" "$fw" "$fm" "$fwer"
+  read -r ww wm < <(measure "$VTTIRO" transcribe "$VIDEO" --model tiny.en --threads "$THREADS" \
+      --beam-size "$BEAM" --backend whispercpp --compute-type f16 --format txt \
+      -o "$WORK/whispercpp-b$BEAM.txt" --no-download)
+  wwer=$("$VTTIRO" eval wer "$REF" "$WORK/whispercpp-b$BEAM.txt")
+  printf '%-22s %8s %10s %8s\n' "vttiro whisper.cpp b=$BEAM" "$ww" "$wm" "$wwer"
   python3 -c "print('ratio vttiro/faster-whisper wall (beam=$BEAM): %.2f' % ($vw / $fw))"
 done

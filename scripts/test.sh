@@ -11,5 +11,6 @@ cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
 cargo test --release --workspace
 # The whisper.cpp backend is an opt-in feature; build and test it too.
-cargo clippy --release -p vttiro-asr --features whispercpp --all-targets -- -D warnings
+cargo clippy --release -p vttiro-asr -p vttiro-cli --features vttiro-asr/whispercpp,vttiro-cli/whispercpp --all-targets -- -D warnings
 cargo test --release -p vttiro-asr --features whispercpp --test whispercpp
+cargo test --release -p vttiro-cli --features whispercpp --test cli whispercpp

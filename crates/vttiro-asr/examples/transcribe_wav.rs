@@ -14,7 +14,12 @@ fn main() {
         model_name: "dev".into(),
         device: Device::Cpu,
         compute_type: std::env::var("CT").unwrap_or("int8".into()),
-        threads: 2,
+        threads: std::env::var("THREADS")
+            .map(|t| t.parse().unwrap())
+            .unwrap_or(2),
+        parallel_streams: std::env::var("STREAMS")
+            .map(|t| t.parse().unwrap())
+            .unwrap_or(0),
     })
     .expect("load");
     let windows: Vec<AudioWindow> = (0..samples.len())

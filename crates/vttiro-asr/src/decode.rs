@@ -21,14 +21,24 @@ pub(crate) struct RawSegment {
     pub tokens: Vec<usize>,
 }
 
+/// Un-transcribed audio longer than this after a window's last segment is decoded again.
+const TRAILING_SPEECH_FRAMES: usize = 100;
+
 /// Splits one window's output at pairs of consecutive timestamp tokens and decides where
 /// the next window starts. When the output ends mid-segment, the next window starts at
 /// the last complete segment so the cut-off words are decoded again with full context.
+///
+/// When the output ends complete but well before the window does and more audio follows
+/// (`more_follows`), the next window also starts at the last timestamp. Whisper's own
+/// loop skips the rest of the window there, on the theory that it is silence; vttiro's
+/// windows hold speech with the pauses cut out, so that tail is usually speech the model
+/// left for later (a sentence starting 4 s before the window ends is dropped whole).
 pub(crate) fn split_segments(
     tokens: &[usize],
     tok: &WhisperTokenizer,
     window_start_s: f64,
     segment_frames: usize,
+    more_follows: bool,
 ) -> (Vec<RawSegment>, usize) {
     let ts = |id: usize| (id - tok.timestamp_begin) as f64 * TIMESTAMP_SECONDS;
     let is_ts: Vec<bool> = tokens.iter().map(|&t| tok.is_timestamp(t)).collect();
@@ -60,7 +70,15 @@ pub(crate) fn split_segments(
             last = b;
         }
         let advance = if single_timestamp_ending {
-            segment_frames
+            let end_frames = (tokens[tokens.len() - 1] - tok.timestamp_begin) * 2;
+            if more_follows
+                && end_frames > 0
+                && end_frames + TRAILING_SPEECH_FRAMES < segment_frames
+            {
+                end_frames
+            } else {
+                segment_frames
+            }
         } else {
             let last_ts = tokens[last - 1];
             // Timestamp units are two frames.
@@ -81,6 +99,26 @@ pub(crate) fn split_segments(
         });
         (segments, segment_frames)
     }
+}
+
+/// Whether one window's aligned words show speech the model did not transcribe: DTW has
+/// to put every frame somewhere, so skipped speech shows up as a word, or a silence
+/// between segments, longer than `max_s` seconds.
+pub(crate) fn skips_speech(per_segment_words: &[Vec<TimedWord>], max_s: f64) -> bool {
+    let mut spoken_until: Option<f64> = None;
+    for words in per_segment_words {
+        let (Some(first), Some(last)) = (words.first(), words.last()) else {
+            continue;
+        };
+        if spoken_until.is_some_and(|end| first.start - end > max_s) {
+            return true;
+        }
+        if words.iter().any(|w| w.end - w.start > max_s) {
+            return true;
+        }
+        spoken_until = Some(last.end);
+    }
+    false
 }
 
 /// Ratio of text length to its zlib-compressed length; looping hallucinations compress
@@ -219,65 +257,242 @@ pub(crate) fn refine_segment_words(
     *last_speech_end = segment.end;
 }
 
-/// Moves a word's start forward to where its sound begins. Cross-attention cannot see
-/// where, inside a leading stretch of silence or VAD padding, a word really starts, so
-/// the first word of a segment tends to snap to the window start; the signal envelope
-/// can. Only ever moves the start later and leaves at least 50 ms of word.
-pub(crate) fn refine_onset(audio: &[f32], sample_rate: f64, start: f64, end: f64) -> f64 {
+/// Quiet stretches shorter than this sit inside continuous speech (stop closures, soft
+/// consonants); longer ones are pauses.
+const MIN_PAUSE_S: f64 = 0.12;
+/// Sound kept on the speech side of a pause edge: consonant onsets and releases are
+/// quieter than the vowels around them.
+const EDGE_KEEP_FRAMES: usize = 2;
+
+/// RMS of 10 ms frames over `[start, end)` seconds, and the frame length in samples.
+fn frame_rms(audio: &[f32], sample_rate: f64, start: f64, end: f64) -> (Vec<f32>, usize) {
     let frame = (sample_rate * 0.01) as usize;
-    let from = (start * sample_rate).max(0.0) as usize;
-    let to = ((end * sample_rate) as usize).min(audio.len());
-    if to <= from + frame * 3 {
-        return start;
+    let from = ((start * sample_rate).max(0.0) as usize).min(audio.len());
+    let to = ((end * sample_rate).max(0.0) as usize).min(audio.len());
+    if to <= from {
+        return (Vec::new(), frame);
     }
-    let rms: Vec<f32> = audio[from..to]
+    let rms = audio[from..to]
         .chunks(frame)
         .map(|c| (c.iter().map(|x| x * x).sum::<f32>() / c.len() as f32).sqrt())
         .collect();
+    (rms, frame)
+}
+
+/// Frames below this are quiet: a fraction of the loudest frame or of the surrounding
+/// speech level (so a soft word in background noise is not all "sound"), with a floor
+/// for digital silence.
+fn quiet_threshold(rms: &[f32], speech_level: f32) -> f32 {
     let peak = rms.iter().copied().fold(0.0f32, f32::max);
-    let threshold = (peak * 0.15).max(0.003);
-    let Some(first_loud) = rms.iter().position(|&r| r >= threshold) else {
+    (peak.max(speech_level) * 0.12).max(0.003)
+}
+
+/// The loudness of a stretch of speech: the 90th percentile of its frame RMS, robust to
+/// a single click and to the pauses inside it.
+fn speech_level(audio: &[f32], sample_rate: f64, start: f64, end: f64) -> f32 {
+    let (mut rms, _) = frame_rms(audio, sample_rate, start, end);
+    if rms.is_empty() {
+        return 0.0;
+    }
+    rms.sort_by(f32::total_cmp);
+    rms[(rms.len() * 9 / 10).min(rms.len() - 1)]
+}
+
+/// Runs of at least `min_frames` quiet frames, as `(first, end)` frame ranges.
+fn quiet_runs(rms: &[f32], threshold: f32, min_frames: usize) -> Vec<(usize, usize)> {
+    let mut runs = Vec::new();
+    let mut run_start = None;
+    for (i, &r) in rms
+        .iter()
+        .chain(std::iter::once(&f32::INFINITY))
+        .enumerate()
+    {
+        match (r < threshold, run_start) {
+            (true, None) => run_start = Some(i),
+            (false, Some(first)) => {
+                if i - first >= min_frames {
+                    runs.push((first, i));
+                }
+                run_start = None;
+            }
+            _ => {}
+        }
+    }
+    runs
+}
+
+/// A word's 10 ms envelope with its quiet threshold and landmarks.
+struct WordEnvelope {
+    rms: Vec<f32>,
+    frame: usize,
+    threshold: f32,
+    first_loud: usize,
+    last_loud: usize,
+    /// The loudest frame.
+    peak: usize,
+}
+
+impl WordEnvelope {
+    /// `None` for a word under 30 ms or without a single frame above the threshold.
+    fn new(
+        audio: &[f32],
+        sample_rate: f64,
+        start: f64,
+        end: f64,
+        speech_level: f32,
+    ) -> Option<WordEnvelope> {
+        let (rms, frame) = frame_rms(audio, sample_rate, start, end);
+        if rms.len() < 3 {
+            return None;
+        }
+        let threshold = quiet_threshold(&rms, speech_level);
+        let first_loud = rms.iter().position(|&r| r >= threshold)?;
+        let last_loud = rms.iter().rposition(|&r| r >= threshold)?;
+        let peak = (first_loud..=last_loud)
+            .max_by(|&a, &b| rms[a].total_cmp(&rms[b]))
+            .unwrap_or(first_loud);
+        Some(WordEnvelope {
+            rms,
+            frame,
+            threshold,
+            first_loud,
+            last_loud,
+            peak,
+        })
+    }
+}
+
+/// Moves a word's start forward to where its sound begins: past the last pause-length
+/// quiet stretch before its loudest frame. Cross-attention cannot see where, inside a
+/// leading stretch of silence or VAD padding, a word really starts; the signal envelope
+/// can. Only ever moves the start later and leaves at least 50 ms of word.
+pub(crate) fn refine_onset(
+    audio: &[f32],
+    sample_rate: f64,
+    start: f64,
+    end: f64,
+    speech_level: f32,
+) -> f64 {
+    let Some(envelope) = WordEnvelope::new(audio, sample_rate, start, end, speech_level) else {
         return start;
     };
-    // Keep 20 ms of lead-in: consonant onsets are quieter than the vowel that follows.
-    let onset = start + (first_loud.saturating_sub(2) * frame) as f64 / sample_rate;
+    let WordEnvelope {
+        rms,
+        frame,
+        threshold,
+        first_loud: loudest,
+        peak,
+        ..
+    } = envelope;
+    let min_frames = (MIN_PAUSE_S * 100.0) as usize;
+    // Leading quiet frames, however few, plus any pause before the peak.
+    let mut sound_from = loudest;
+    if let Some(&(_, run_end)) = quiet_runs(&rms[..peak], threshold, min_frames)
+        .iter()
+        .rev()
+        .find(|&&(first, _)| first <= peak)
+    {
+        sound_from = sound_from.max(run_end);
+    }
+    let onset = start + (sound_from.saturating_sub(EDGE_KEEP_FRAMES) * frame) as f64 / sample_rate;
     onset.min(end - 0.05).max(start)
 }
 
-/// The mirror of [`refine_onset`]: pulls a word's end back to where its sound stops, so
-/// a pause after it stays a gap instead of being absorbed into the word.
-pub(crate) fn refine_offset(audio: &[f32], sample_rate: f64, start: f64, end: f64) -> f64 {
-    let frame = (sample_rate * 0.01) as usize;
-    let from = (start * sample_rate).max(0.0) as usize;
-    let to = ((end * sample_rate) as usize).min(audio.len());
-    if to <= from + frame * 3 {
-        return end;
-    }
-    let rms: Vec<f32> = audio[from..to]
-        .chunks(frame)
-        .map(|c| (c.iter().map(|x| x * x).sum::<f32>() / c.len() as f32).sqrt())
-        .collect();
-    let peak = rms.iter().copied().fold(0.0f32, f32::max);
-    let threshold = (peak * 0.1).max(0.003);
-    let Some(last_loud) = rms.iter().rposition(|&r| r >= threshold) else {
+/// The mirror of [`refine_onset`]: pulls a word's end back to where its sound stops (the
+/// first pause-length quiet stretch after its loudest frame), so a pause after it stays a
+/// gap instead of being absorbed into the word, even when the aligner let the word run
+/// on into the start of the next one.
+pub(crate) fn refine_offset(
+    audio: &[f32],
+    sample_rate: f64,
+    start: f64,
+    end: f64,
+    speech_level: f32,
+) -> f64 {
+    let Some(envelope) = WordEnvelope::new(audio, sample_rate, start, end, speech_level) else {
         return end;
     };
-    let offset = start + ((last_loud + 3) * frame) as f64 / sample_rate;
+    let WordEnvelope {
+        rms,
+        frame,
+        threshold,
+        last_loud,
+        peak,
+        ..
+    } = envelope;
+    let min_frames = (MIN_PAUSE_S * 100.0) as usize;
+    let sound_until = quiet_runs(&rms[peak..], threshold, min_frames)
+        .first()
+        .map_or(last_loud + 1, |&(first, _)| peak + first);
+    let offset = start + ((sound_until + EDGE_KEEP_FRAMES) * frame) as f64 / sample_rate;
     offset.max(start + 0.05).min(end)
 }
 
-/// Trims silence off word edges: where a word's first or last 120 ms or more is quiet,
-/// that stretch is a pause the aligner attached to the word. Shorter quiet edges are
-/// left alone (stop closures and soft consonants sit inside continuous speech).
+/// Moves the boundary between two touching words into the pause between them when the
+/// signal has one: the aligner often lets a word run on through a pause into the next
+/// word's first syllable, so the pause ends up inside a word and the next word starts
+/// late. Returns the new `(first_end, second_start)`.
+pub(crate) fn refine_boundary(
+    audio: &[f32],
+    sample_rate: f64,
+    first: (f64, f64),
+    second: (f64, f64),
+    speech_level: f32,
+) -> Option<(f64, f64)> {
+    let (rms, frame) = frame_rms(audio, sample_rate, first.0, second.1);
+    if rms.len() < 10 {
+        return None;
+    }
+    let threshold = quiet_threshold(&rms, speech_level);
+    let min_frames = (MIN_PAUSE_S * 100.0) as usize;
+    let to_s = |f: usize| first.0 + (f * frame) as f64 / sample_rate;
+    let boundary = first.1;
+    // Only a pause with sound on both sides that starts before the aligner's boundary
+    // (or within 50 ms after it): the aligner lets a word run on into a pause, it does
+    // not end one early, and a pause further on belongs between later words. The latest
+    // such pause is the one nearest the boundary.
+    let (run_first, run_end) = quiet_runs(&rms, threshold, min_frames)
+        .into_iter()
+        .rfind(|&(a, b)| a > 0 && b < rms.len() && to_s(a) <= boundary + 0.05)?;
+    let first_end = to_s(run_first + EDGE_KEEP_FRAMES);
+    let second_start = to_s(run_end.saturating_sub(EDGE_KEEP_FRAMES));
+    // Each word keeps at least 50 ms, and a pause must not move further than the
+    // length of the words around it.
+    if first_end < first.0 + 0.05 || second_start > second.1 - 0.05 {
+        return None;
+    }
+    Some((first_end, second_start))
+}
+
+/// Trims silence off word edges and moves boundaries between touching words into the
+/// pause between them. Quiet stretches under 120 ms are left alone (stop closures and
+/// soft consonants sit inside continuous speech).
 pub(crate) fn refine_word_edges(audio: &[f32], sample_rate: f64, words: &mut [TimedWord]) {
-    const MIN_PAUSE: f64 = 0.12;
+    let (Some(first), Some(last)) = (words.first(), words.last()) else {
+        return;
+    };
+    let level = speech_level(audio, sample_rate, first.start, last.end);
+    for i in 1..words.len() {
+        if words[i].start - words[i - 1].end < MIN_PAUSE_S {
+            if let Some((end, start)) = refine_boundary(
+                audio,
+                sample_rate,
+                (words[i - 1].start, words[i - 1].end),
+                (words[i].start, words[i].end),
+                level,
+            ) {
+                words[i - 1].end = end;
+                words[i].start = start;
+            }
+        }
+    }
     for w in words.iter_mut() {
-        let onset = refine_onset(audio, sample_rate, w.start, w.end);
-        if onset - w.start >= MIN_PAUSE {
+        let onset = refine_onset(audio, sample_rate, w.start, w.end, level);
+        if onset - w.start >= MIN_PAUSE_S {
             w.start = onset;
         }
-        let offset = refine_offset(audio, sample_rate, w.start, w.end);
-        if w.end - offset >= MIN_PAUSE {
+        let offset = refine_offset(audio, sample_rate, w.start, w.end, level);
+        if w.end - offset >= MIN_PAUSE_S {
             w.end = offset;
         }
     }
@@ -294,9 +509,9 @@ mod tests {
         for (i, x) in audio.iter_mut().enumerate().take(6_400) {
             *x = (i as f32 * 0.2).sin() * 0.3;
         }
-        let end = refine_offset(&audio, sr, 0.1, 0.9);
+        let end = refine_offset(&audio, sr, 0.1, 0.9, 0.0);
         assert!((end - 0.42).abs() < 0.011, "{end}");
-        assert_eq!(refine_offset(&audio, sr, 0.0, 0.3), 0.3);
+        assert_eq!(refine_offset(&audio, sr, 0.0, 0.3, 0.0), 0.3);
     }
 
     #[test]
@@ -307,11 +522,53 @@ mod tests {
             *x = (i as f32 * 0.2).sin() * 0.3;
         }
         // Word claimed to start at 0.1 s; sound starts at 0.4 s.
-        let start = refine_onset(&audio, sr, 0.1, 0.8);
+        let start = refine_onset(&audio, sr, 0.1, 0.8, 0.0);
         assert!((start - 0.38).abs() < 0.011, "{start}");
         // Never moves earlier, never past end - 50 ms.
-        assert_eq!(refine_onset(&audio, sr, 0.5, 0.9), 0.5);
-        assert_eq!(refine_onset(&vec![0.0; 16_000], sr, 0.1, 0.8), 0.1);
+        assert_eq!(refine_onset(&audio, sr, 0.5, 0.9, 0.0), 0.5);
+        assert_eq!(refine_onset(&vec![0.0; 16_000], sr, 0.1, 0.8, 0.0), 0.1);
+    }
+
+    #[test]
+    fn a_boundary_inside_the_next_word_moves_into_the_pause() {
+        let sr = 16_000.0;
+        // Sound 0.0-0.5 s, pause 0.5-1.1 s, sound 1.1-1.6 s; the aligner ended the first
+        // word at 1.25 s, 150 ms into the second word's sound.
+        let mut audio = vec![0.0f32; 32_000];
+        for (i, x) in audio.iter_mut().enumerate() {
+            let t = i as f64 / sr;
+            if t < 0.5 || (1.1..1.6).contains(&t) {
+                *x = (i as f32 * 0.2).sin() * 0.3;
+            } else {
+                *x = (i as f32 * 0.7).sin() * 0.004;
+            }
+        }
+        let (end, start) = refine_boundary(&audio, sr, (0.1, 1.25), (1.25, 1.6), 0.2).unwrap();
+        assert!((end - 0.52).abs() < 0.011, "{end}");
+        assert!((start - 1.08).abs() < 0.011, "{start}");
+        // A pause after the next word's start belongs to a later boundary.
+        assert_eq!(
+            refine_boundary(&audio, sr, (0.0, 0.3), (0.3, 1.5), 0.2),
+            None
+        );
+        // Continuous sound: nothing to move.
+        let tone: Vec<f32> = (0..32_000).map(|i| (i as f32 * 0.2).sin() * 0.3).collect();
+        assert_eq!(
+            refine_boundary(&tone, sr, (0.1, 0.6), (0.6, 1.2), 0.2),
+            None
+        );
+        // A word that ran on into the next word's start ends where its own sound does.
+        assert!((refine_offset(&audio, sr, 0.1, 1.25, 0.2) - 0.52).abs() < 0.011);
+        // A soft word trailing into background noise: judged against the speech around
+        // it, the noise is quiet and the word ends where its own sound does.
+        let mut soft = vec![0.0f32; 16_000];
+        for (i, x) in soft.iter_mut().enumerate() {
+            let t = i as f64 / sr;
+            let amplitude = if t < 0.3 { 0.1 } else { 0.03 };
+            *x = (i as f32 * 0.2).sin() * amplitude;
+        }
+        assert!((refine_offset(&soft, sr, 0.0, 0.9, 0.3) - 0.32).abs() < 0.011);
+        assert_eq!(refine_offset(&soft, sr, 0.0, 0.9, 0.0), 0.9);
     }
 
     #[test]
@@ -361,5 +618,26 @@ mod tests {
         refine_segment_words(&mut seg, &mut words, &mut last);
         assert!(words[1].start > 3.0, "start {}", words[1].start);
         assert!((last - 4.6).abs() < 1e-9);
+    }
+
+    #[test]
+    fn stretched_words_or_long_silences_mark_skipped_speech() {
+        let w = |start: f64, end: f64| TimedWord {
+            text: " w".into(),
+            start,
+            end,
+            probability: 1.0,
+            token_count: 1,
+        };
+        // Words stop at 2.5 s, then nothing until 14 s.
+        let words = vec![vec![w(0.0, 1.0), w(1.2, 2.5)], vec![], vec![w(14.0, 15.0)]];
+        assert!(skips_speech(&words, 3.0));
+        // What DTW usually makes of it: the last words swallow the skipped stretch.
+        let words = vec![vec![w(1.0, 1.8), w(1.8, 6.0)], vec![w(6.0, 9.4)]];
+        assert!(skips_speech(&words, 3.0));
+        // Pauses the VAD keeps inside a chunk (up to 2 s) are fine, and so is a late
+        // first word.
+        let words = vec![vec![w(5.0, 6.0)], vec![w(8.0, 9.0)], vec![w(11.5, 12.0)]];
+        assert!(!skips_speech(&words, 3.0));
     }
 }

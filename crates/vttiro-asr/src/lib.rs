@@ -18,6 +18,7 @@
 mod ct2;
 mod decode;
 pub mod mel;
+mod select;
 pub mod tokenizer;
 #[cfg(feature = "whispercpp")]
 mod whispercpp;
@@ -29,6 +30,7 @@ use vttiro_core::{ErrorCode, Transcript};
 #[cfg(feature = "ct2")]
 pub use ct2::{Ct2Engine, Ct2Timings};
 pub use decode::compression_ratio;
+pub use select::{select_backend, BackendKind, Capabilities, Selection};
 #[cfg(feature = "whispercpp")]
 pub use whispercpp::{whispercpp_gpu_support, whispercpp_version, WhisperCppEngine};
 
@@ -156,6 +158,9 @@ pub struct LocalEngineConfig {
     /// "int8", "int8_float16", "float16", "float32" or "auto" (int8 on CPU, float16 on GPU).
     pub compute_type: String,
     pub threads: usize,
+    /// Stretches of speech decoded side by side on the CPU (CTranslate2), each on
+    /// `threads / parallel_streams` threads; 0 picks from the thread count and model size.
+    pub parallel_streams: usize,
 }
 
 /// Which compiled-in local backends this binary has, for `--engine local` selection and
@@ -169,6 +174,31 @@ pub fn available_backends() -> Vec<&'static str> {
         v.push("whispercpp");
     }
     v
+}
+
+/// The language a model should decode in: English-only models accept only `en` (and
+/// decode in it when nothing is requested); multilingual models accept any code `knows`
+/// and leave `None` for detection.
+pub(crate) fn requested_language(
+    requested: Option<&str>,
+    multilingual: bool,
+    model_name: &str,
+    knows: impl Fn(&str) -> bool,
+) -> Result<Option<String>, AsrError> {
+    if !multilingual {
+        return match requested {
+            None | Some("en") => Ok(Some("en".into())),
+            Some(other) => Err(AsrError::InvalidOption(format!(
+                "--language {other}: model {model_name} is English-only; use a multilingual model such as base or small"
+            ))),
+        };
+    }
+    match requested {
+        Some(code) if !knows(code) => Err(AsrError::InvalidOption(format!(
+            "--language {code}: not a language this model knows (use an ISO 639-1 code such as en, de, fr)"
+        ))),
+        other => Ok(other.map(str::to_owned)),
+    }
 }
 
 /// Whether this build can drive an NVIDIA GPU through CTranslate2.

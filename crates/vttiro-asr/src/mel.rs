@@ -53,7 +53,7 @@ impl MelExtractor {
             .collect();
         MelExtractor {
             n_mels,
-            filters: slaney_mel_filters(n_mels),
+            filters: vttiro_core::slaney_mel_filters(n_mels),
             window,
             fft: planner.plan_fft_forward(N_FFT),
         }
@@ -66,48 +66,77 @@ impl MelExtractor {
     /// Computes the normalised log-mel spectrogram of `audio` followed by `pad_samples`
     /// zeros (Whisper pads 30 s so the last window sees real silence, not padding values).
     pub fn compute(&self, audio: &[f32], pad_samples: usize) -> LogMel {
-        let total = audio.len() + pad_samples;
-        let sample = |i: isize| -> f32 {
-            // Reflect padding around the signal, as a centred STFT does.
-            let n = total as isize;
-            let mut j = i;
-            if j < 0 {
-                j = -j;
-            }
-            if j >= n {
-                j = 2 * (n - 1) - j;
-            }
-            let j = j.clamp(0, n - 1) as usize;
-            if j < audio.len() {
-                audio[j]
-            } else {
-                0.0
-            }
-        };
+        self.compute_from(audio.len(), pad_samples, &mut |start, buf| {
+            let end = (start + buf.len()).min(audio.len());
+            buf[..end - start].copy_from_slice(&audio[start..end]);
+        })
+    }
+
+    /// [`compute`](Self::compute) over `len` samples that `read(start, buf)` copies into
+    /// `buf` on demand, so a long input never has to exist as one contiguous copy. The
+    /// spectrogram is built in blocks of one window; only the log-mel values are kept.
+    pub fn compute_from(
+        &self,
+        len: usize,
+        pad_samples: usize,
+        read: &mut dyn FnMut(usize, &mut [f32]),
+    ) -> LogMel {
+        let total = len + pad_samples;
         // A centred STFT yields 1 + total/hop frames; Whisper drops the last one.
         let frames = total / HOP_LENGTH;
         let n_bins = N_FFT / 2 + 1;
+        let half = N_FFT / 2;
         let mut data = vec![0.0f32; self.n_mels * frames];
         let mut input = self.fft.make_input_vec();
         let mut spectrum = self.fft.make_output_vec();
         let mut scratch = self.fft.make_scratch_vec();
         let mut power = vec![0.0f32; n_bins];
-        let half = (N_FFT / 2) as isize;
-        for f in 0..frames {
-            let centre = (f * HOP_LENGTH) as isize;
-            for (k, slot) in input.iter_mut().enumerate() {
-                *slot = sample(centre - half + k as isize) * self.window[k];
+        let mut block = Vec::new();
+        for block_start in (0..frames).step_by(WINDOW_FRAMES) {
+            let block_end = (block_start + WINDOW_FRAMES).min(frames);
+            // Every sample the block's frames touch, with room for the reflections at
+            // both ends of the signal.
+            let lo = (block_start * HOP_LENGTH).saturating_sub(2 * half);
+            let hi = ((block_end - 1) * HOP_LENGTH + 2 * half + 1).min(len);
+            block.clear();
+            block.resize(hi.saturating_sub(lo), 0.0);
+            if hi > lo {
+                read(lo, &mut block);
             }
-            self.fft
-                .process_with_scratch(&mut input, &mut spectrum, &mut scratch)
-                .expect("fft sizes are fixed at construction");
-            for (p, c) in power.iter_mut().zip(spectrum.iter()) {
-                *p = c.re * c.re + c.im * c.im;
-            }
-            for m in 0..self.n_mels {
-                let row = &self.filters[m * n_bins..(m + 1) * n_bins];
-                let energy: f32 = row.iter().zip(power.iter()).map(|(w, p)| w * p).sum();
-                data[m * frames + f] = energy.max(1e-10).log10();
+            let sample = |i: isize| -> f32 {
+                // Reflect padding around the signal, as a centred STFT does; the padding
+                // after the audio is zeros.
+                let n = total as isize;
+                let mut j = i;
+                if j < 0 {
+                    j = -j;
+                }
+                if j >= n {
+                    j = 2 * (n - 1) - j;
+                }
+                let j = j.clamp(0, n - 1) as usize;
+                if j < len && j >= lo && j < hi {
+                    block[j - lo]
+                } else {
+                    0.0
+                }
+            };
+            for f in block_start..block_end {
+                let centre = (f * HOP_LENGTH) as isize;
+                for (k, slot) in input.iter_mut().enumerate() {
+                    *slot = sample(centre - half as isize + k as isize) * self.window[k];
+                }
+                self.fft
+                    .process_with_scratch(&mut input, &mut spectrum, &mut scratch)
+                    .expect("fft sizes are fixed at construction");
+                for (p, c) in power.iter_mut().zip(spectrum.iter()) {
+                    *p = c.re * c.re + c.im * c.im;
+                }
+                for m in 0..self.n_mels {
+                    let row = &self.filters[m * n_bins..(m + 1) * n_bins];
+                    let energy: f32 = row.iter().zip(power.iter()).map(|(w, p)| w * p).sum();
+                    data[m * frames + f] = energy.max(1e-10).log10();
+                }
             }
         }
         let max = data.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -123,67 +152,9 @@ impl MelExtractor {
     }
 }
 
-fn hz_to_mel(hz: f64) -> f64 {
-    // Slaney's auditory-toolbox scale: linear below 1 kHz, logarithmic above.
-    let f_sp = 200.0 / 3.0;
-    let min_log_hz = 1000.0;
-    let min_log_mel = min_log_hz / f_sp;
-    let logstep = (6.4f64).ln() / 27.0;
-    if hz >= min_log_hz {
-        min_log_mel + (hz / min_log_hz).ln() / logstep
-    } else {
-        hz / f_sp
-    }
-}
-
-fn mel_to_hz(mel: f64) -> f64 {
-    let f_sp = 200.0 / 3.0;
-    let min_log_hz = 1000.0;
-    let min_log_mel = min_log_hz / f_sp;
-    let logstep = (6.4f64).ln() / 27.0;
-    if mel >= min_log_mel {
-        min_log_hz * (logstep * (mel - min_log_mel)).exp()
-    } else {
-        f_sp * mel
-    }
-}
-
-/// Triangular filters with Slaney area normalisation over 0..8 kHz at 16 kHz sampling.
-fn slaney_mel_filters(n_mels: usize) -> Vec<f32> {
-    let n_bins = N_FFT / 2 + 1;
-    let sr = f64::from(vttiro_core::SAMPLE_RATE);
-    let fft_freqs: Vec<f64> = (0..n_bins)
-        .map(|i| i as f64 * (sr / 2.0) / (n_bins - 1) as f64)
-        .collect();
-    let (min_mel, max_mel) = (hz_to_mel(0.0), hz_to_mel(sr / 2.0));
-    let mel_points: Vec<f64> = (0..n_mels + 2)
-        .map(|i| mel_to_hz(min_mel + (max_mel - min_mel) * i as f64 / (n_mels + 1) as f64))
-        .collect();
-    let mut filters = vec![0.0f32; n_mels * n_bins];
-    for m in 0..n_mels {
-        let (lo, centre, hi) = (mel_points[m], mel_points[m + 1], mel_points[m + 2]);
-        let norm = 2.0 / (hi - lo);
-        for (b, &freq) in fft_freqs.iter().enumerate() {
-            let rising = (freq - lo) / (centre - lo);
-            let falling = (hi - freq) / (hi - centre);
-            let weight = rising.min(falling).max(0.0);
-            filters[m * n_bins + b] = (weight * norm) as f32;
-        }
-    }
-    filters
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn slaney_scale_is_linear_below_1khz_and_invertible() {
-        assert!((hz_to_mel(500.0) - 7.5).abs() < 1e-9);
-        for hz in [0.0, 300.0, 1000.0, 4000.0, 8000.0] {
-            assert!((mel_to_hz(hz_to_mel(hz)) - hz).abs() < 1e-6);
-        }
-    }
 
     #[test]
     fn a_tone_lights_up_the_matching_mel_band() {
@@ -199,17 +170,81 @@ mod tests {
                 mel.data[a * mel.frames + frame].total_cmp(&mel.data[b * mel.frames + frame])
             })
             .unwrap();
-        let centre_hz = mel_to_hz(
-            hz_to_mel(0.0) + (hz_to_mel(8000.0) - hz_to_mel(0.0)) * (band + 1) as f64 / 81.0,
-        );
+        // 1 kHz is FFT bin 25; the band whose filter weighs that bin most must light up.
+        let filters = vttiro_core::slaney_mel_filters(80);
+        let bins = vttiro_core::MEL_FFT_BINS;
+        let expected = (0..80)
+            .max_by(|&a, &b| filters[a * bins + 25].total_cmp(&filters[b * bins + 25]))
+            .unwrap();
         assert!(
-            (centre_hz - 1000.0).abs() < 80.0,
-            "peak band centre {centre_hz} Hz"
+            band.abs_diff(expected) <= 1,
+            "peak band {band}, expected {expected}"
         );
         // The normalisation bounds every value to an 8-unit log range mapped by (x+4)/4.
         let max = mel.data.iter().copied().fold(f32::MIN, f32::max);
         let min = mel.data.iter().copied().fold(f32::MAX, f32::min);
         assert!(max - min <= 2.0 + 1e-5);
+    }
+
+    /// The blockwise computation must not change a single value: compare it with a
+    /// direct, whole-signal STFT written independently here.
+    #[test]
+    fn blockwise_spectrogram_equals_the_whole_signal_one() {
+        let ex = MelExtractor::new(80);
+        // 70 s of a chirp plus noise-like content: three blocks and a partial one.
+        let audio: Vec<f32> = (0..70 * 16_000)
+            .map(|i| {
+                let t = i as f32 / 16_000.0;
+                0.3 * (2.0 * std::f32::consts::PI * (200.0 + 40.0 * t) * t).sin()
+                    + 0.05 * ((i * 7919 % 1000) as f32 / 1000.0 - 0.5)
+            })
+            .collect();
+        let pad = 1_000;
+        let mel = ex.compute(&audio, pad);
+        let total = audio.len() + pad;
+        let frames = total / HOP_LENGTH;
+        assert_eq!(mel.frames, frames);
+        let mut direct = vec![0.0f32; 80 * frames];
+        let mut planner = RealFftPlanner::<f32>::new();
+        let fft = planner.plan_fft_forward(N_FFT);
+        let mut spectrum = fft.make_output_vec();
+        for f in [0, 1, 2999, 3000, 3001, 6000, frames - 2, frames - 1] {
+            let mut input: Vec<f32> = (0..N_FFT)
+                .map(|k| {
+                    let mut j = (f * HOP_LENGTH + k) as isize - (N_FFT / 2) as isize;
+                    if j < 0 {
+                        j = -j;
+                    }
+                    if j >= total as isize {
+                        j = 2 * (total as isize - 1) - j;
+                    }
+                    audio.get(j as usize).copied().unwrap_or(0.0) * ex.window[k]
+                })
+                .collect();
+            fft.process(&mut input, &mut spectrum).unwrap();
+            for m in 0..80 {
+                let row = &ex.filters[m * 201..(m + 1) * 201];
+                let energy: f32 = row
+                    .iter()
+                    .zip(spectrum.iter())
+                    .map(|(w, c)| w * (c.re * c.re + c.im * c.im))
+                    .sum();
+                direct[m * frames + f] = energy.max(1e-10).log10();
+            }
+        }
+        // Undo the normalisation on the blockwise result for the frames checked (values
+        // above the floor map back exactly).
+        let floor = (mel.data.iter().copied().fold(f32::MAX, f32::min) * 4.0) - 4.0;
+        for f in [0, 1, 2999, 3000, 3001, 6000, frames - 2, frames - 1] {
+            for m in 0..80 {
+                let got = mel.data[m * frames + f] * 4.0 - 4.0;
+                let want = direct[m * frames + f].max(floor);
+                assert!(
+                    (got - want).abs() < 1e-4,
+                    "frame {f} band {m}: {got} vs {want}"
+                );
+            }
+        }
     }
 
     #[test]

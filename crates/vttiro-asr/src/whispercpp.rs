@@ -286,24 +286,12 @@ impl WhisperCppEngine {
 
     /// The language to decode in, validated against the model; `None` means detect.
     fn requested_language(&self, options: &TranscribeOptions) -> Result<Option<String>, AsrError> {
-        let requested = options.language.as_deref();
-        if !self.multilingual {
-            return match requested {
-                None | Some("en") => Ok(Some("en".into())),
-                Some(other) => Err(AsrError::InvalidOption(format!(
-                    "--language {other}: model {} is English-only; use a multilingual model such as base or small",
-                    self.model_name
-                ))),
-            };
-        }
-        match requested {
-            Some(code) if whisper_rs::get_lang_id(code).is_none() => {
-                Err(AsrError::InvalidOption(format!(
-                    "--language {code}: not a language this model knows (use an ISO 639-1 code such as en, de, fr)"
-                )))
-            }
-            other => Ok(other.map(str::to_owned)),
-        }
+        crate::requested_language(
+            options.language.as_deref(),
+            self.multilingual,
+            &self.model_name,
+            |code| whisper_rs::get_lang_id(code).is_some(),
+        )
     }
 
     fn detect_language(

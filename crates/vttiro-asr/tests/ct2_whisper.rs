@@ -25,6 +25,7 @@ fn engine(model_dir: std::path::PathBuf, name: &str) -> Ct2Engine {
         device: Device::Cpu,
         compute_type: "int8".into(),
         threads: 2,
+        parallel_streams: 0,
     })
     .expect("load model")
 }
@@ -209,4 +210,91 @@ fn a_prompt_longer_than_half_the_decoder_context_is_truncated_not_fatal() {
     );
     let stats = vttiro_eval::word_error_rate(vttiro_fixtures::JFK_TRANSCRIPT, &t.text());
     assert!(stats.wer() <= 0.1, "{}", t.text());
+}
+
+#[test]
+fn parallel_streams_keep_every_word_on_the_input_timeline() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    // About 140 s of speech as separate windows with 1.5 s pauses between them, as VAD
+    // would give them: enough for two 60-s streams decoded side by side.
+    let clips = vttiro_fixtures::librivox();
+    let jfk = read_wav(&vttiro_fixtures::jfk_wav());
+    let pause = vec![0.0f32; 24_000];
+    let mut samples = Vec::new();
+    let mut windows = Vec::new();
+    let mut reference = String::new();
+    for _ in 0..3 {
+        for clip in &clips {
+            let start = samples.len();
+            samples.extend(read_wav(&clip.wav));
+            windows.push(AudioWindow {
+                start,
+                end: samples.len(),
+            });
+            samples.extend(&pause);
+            reference.push_str(&clip.transcript);
+            reference.push(' ');
+        }
+        let start = samples.len();
+        samples.extend(&jfk);
+        windows.push(AudioWindow {
+            start,
+            end: samples.len(),
+        });
+        samples.extend(&pause);
+        reference.push_str(vttiro_fixtures::JFK_TRANSCRIPT);
+        reference.push(' ');
+    }
+    // One stream and two must both keep every sentence: the JFK clip follows Austen
+    // mid-window, and primed by her text tiny.en used to skip it.
+    for streams in [1, 2] {
+        let mut engine = Ct2Engine::load(&LocalEngineConfig {
+            model_dir: vttiro_fixtures::tiny_en_model(),
+            model_name: "tiny.en".into(),
+            device: Device::Cpu,
+            compute_type: "int8".into(),
+            threads: 2,
+            parallel_streams: streams,
+        })
+        .expect("load model");
+        assert_eq!(engine.parallel_streams(), streams);
+        let mut reported = Vec::new();
+        let t = engine
+            .transcribe(
+                &samples,
+                &windows,
+                &TranscribeOptions::default(),
+                &mut |p| reported.push(p.done_ms),
+            )
+            .expect("transcribe");
+        let stats = vttiro_eval::word_error_rate(&reference, &t.text());
+        assert!(
+            stats.wer() <= 0.05,
+            "{streams} streams: WER {:.3}: {}",
+            stats.wer(),
+            t.text()
+        );
+        // Segments come back in input order with fresh ids, and every word lies inside one
+        // of the windows it was decoded from (with the 60 ms edge tolerance of the aligner).
+        for (i, pair) in t.segments.windows(2).enumerate() {
+            assert!(pair[0].start_ms <= pair[1].start_ms, "segment {i}");
+            assert_eq!(pair[1].id, pair[0].id + 1);
+        }
+        for w in t.words() {
+            let inside = windows.iter().any(|win| {
+                let (s, e) = (
+                    vttiro_core::samples_to_ms(win.start),
+                    vttiro_core::samples_to_ms(win.end),
+                );
+                w.start_ms >= s - 60 && w.end_ms <= e + 60
+            });
+            assert!(inside, "{w:?} falls in a pause");
+        }
+        // Progress is monotonic and ends at the whole input.
+        assert!(reported.windows(2).all(|p| p[0] <= p[1]), "{reported:?}");
+        assert_eq!(
+            reported.last().copied(),
+            Some(vttiro_core::samples_to_ms(samples.len()))
+        );
+    }
 }

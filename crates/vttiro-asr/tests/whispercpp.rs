@@ -58,6 +58,7 @@ fn engine(model: PathBuf, threads: usize) -> WhisperCppEngine {
         device: Device::Cpu,
         compute_type: "auto".into(),
         threads,
+        parallel_streams: 0,
     })
     .expect("load ggml model")
 }
@@ -290,6 +291,7 @@ fn a_missing_or_foreign_model_is_reported_as_invalid() {
         device: Device::Cpu,
         compute_type: "auto".into(),
         threads: 1,
+        parallel_streams: 0,
     };
     let Err(error) = WhisperCppEngine::load(&config(dir.path().to_path_buf())) else {
         panic!("an empty directory loaded");
@@ -318,6 +320,7 @@ fn word_times_agree_with_the_ct2_backend() {
         device: Device::Cpu,
         compute_type: "float32".into(),
         threads: 2,
+        parallel_streams: 0,
     })
     .expect("load ct2 model");
     let reference = ct2
@@ -368,6 +371,7 @@ fn multilingual_base_detects_english_and_transcribes() {
         device: Device::Cpu,
         compute_type: "auto".into(),
         threads: 2,
+        parallel_streams: 0,
     })
     .expect("load base");
     assert!(engine.is_multilingual());

@@ -225,6 +225,24 @@ fn main() -> ExitCode {
         Command::Version => {
             println!("vttiro {}", env!("CARGO_PKG_VERSION"));
             println!("backends: {}", vttiro_asr::available_backends().join(", "));
+            #[cfg(feature = "whispercpp")]
+            println!(
+                "whisper.cpp: {} ({})",
+                vttiro_asr::whispercpp_version(),
+                if vttiro_asr::whispercpp_gpu_support() {
+                    "GPU backend compiled in"
+                } else {
+                    "CPU"
+                }
+            );
+            match vttiro_asr::select_backend(
+                None,
+                vttiro_asr::Device::Auto,
+                &vttiro_asr::Capabilities::detect(),
+            ) {
+                Ok(s) => println!("default: {} on {:?}", s.backend, s.device),
+                Err(e) => println!("default: none ({e})"),
+            }
             println!(
                 "gpu: {}",
                 if vttiro_asr::gpu_support() {

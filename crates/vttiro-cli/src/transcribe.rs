@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use vttiro_asr::{Ct2Engine, Engine, LocalEngineConfig, TranscribeOptions};
+use vttiro_asr::{
+    select_backend, BackendKind, Capabilities, Engine, LocalEngineConfig, Selection,
+    TranscribeOptions,
+};
 use vttiro_core::ErrorCode;
-use vttiro_models::InstalledModel;
 use vttiro_pipeline::{PipelineSettings, ProgressEvent};
 use vttiro_subtitles::{LayoutRules, OutputFormat};
 
@@ -99,10 +101,19 @@ pub fn run(args: &TranscribeArgs, settings: &Settings) -> i32 {
         );
         return ErrorCode::InvalidArgument.exit_code();
     }
-    if settings.backend == Backend::WhisperCpp {
-        eprintln!("error: --backend whispercpp: this build was compiled without the whisper.cpp backend (cargo feature `whispercpp`); use --backend ct2");
-        return ErrorCode::EngineUnavailable.exit_code();
-    }
+    let requested = match settings.backend {
+        Backend::Auto => None,
+        Backend::Ct2 => Some(BackendKind::Ct2),
+        Backend::WhisperCpp => Some(BackendKind::WhisperCpp),
+    };
+    let selection = match select_backend(requested, settings.device, &Capabilities::detect()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return e.code().exit_code();
+        }
+    };
+    tracing::info!(backend = %selection.backend, device = ?selection.device, "selected local backend");
 
     let pipeline = PipelineSettings {
         decode: vttiro_media::DecodeOptions {
@@ -124,7 +135,7 @@ pub fn run(args: &TranscribeArgs, settings: &Settings) -> i32 {
     let model = if args.dry_run {
         None
     } else {
-        match crate::models_cmd::ensure_model(&settings.model, settings.download) {
+        match resolve_model(&settings, selection) {
             Ok(m) => Some(m),
             Err((code, message)) => {
                 eprintln!("error: {message}");
@@ -132,8 +143,25 @@ pub fn run(args: &TranscribeArgs, settings: &Settings) -> i32 {
             }
         }
     };
+    // Where outputs go must exist before an hour of decoding, not be found missing after.
+    if !args.dry_run {
+        let out_dir = match (&args.output, &settings.output_dir) {
+            (Some(out), _) => out.parent().map(Path::to_path_buf),
+            (None, Some(dir)) => Some(dir.clone()),
+            (None, None) => None,
+        };
+        if let Some(dir) = out_dir.filter(|d| !d.as_os_str().is_empty()) {
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                eprintln!(
+                    "error: {}: cannot create the output directory: {e}",
+                    dir.display()
+                );
+                return ErrorCode::OutputFailed.exit_code();
+            }
+        }
+    }
     let mut failures: Vec<Failure> = Vec::new();
-    let mut engine: Option<Ct2Engine> = None;
+    let mut engine: Option<Box<dyn Engine>> = None;
     let mut succeeded = 0usize;
     for input in &args.inputs {
         match transcribe_one(
@@ -191,19 +219,71 @@ pub fn run(args: &TranscribeArgs, settings: &Settings) -> i32 {
     }
 }
 
+/// The model files the selected backend loads.
+struct ResolvedModel {
+    selection: Selection,
+    name: String,
+    /// A CTranslate2 directory, or a ggml file / directory for whisper.cpp.
+    path: PathBuf,
+}
+
+fn resolve_model(
+    settings: &Settings,
+    selection: Selection,
+) -> Result<ResolvedModel, (ErrorCode, String)> {
+    let (name, path) = match selection.backend {
+        BackendKind::Ct2 => {
+            let m = crate::models_cmd::ensure_model(&settings.model, settings.download)?;
+            (m.name, m.path)
+        }
+        BackendKind::WhisperCpp => {
+            let quant = match settings.compute_type.as_str() {
+                "auto" => None,
+                other => Some(other.parse().map_err(|_| {
+                    (
+                        ErrorCode::InvalidArgument,
+                        format!("--compute-type {other}: the whispercpp backend takes auto, f16, q8_0 or q5_0"),
+                    )
+                })?),
+            };
+            crate::models_cmd::ensure_ggml(&settings.model, quant, settings.download)?
+        }
+    };
+    Ok(ResolvedModel {
+        selection,
+        name,
+        path,
+    })
+}
+
 fn load_engine(
     input: &Path,
     settings: &Settings,
-    model: &InstalledModel,
-) -> Result<Ct2Engine, Failure> {
-    Ct2Engine::load(&LocalEngineConfig {
+    model: &ResolvedModel,
+) -> Result<Box<dyn Engine>, Failure> {
+    let config = LocalEngineConfig {
         model_dir: model.path.clone(),
         model_name: model.name.clone(),
-        device: settings.device,
+        device: model.selection.device,
         compute_type: settings.compute_type.clone(),
         threads: settings.threads,
-    })
-    .map_err(|e| fail(input, e.code(), e.to_string()))
+        parallel_streams: 0,
+    };
+    let loaded: Result<Box<dyn Engine>, vttiro_asr::AsrError> = match model.selection.backend {
+        #[cfg(feature = "ct2")]
+        BackendKind::Ct2 => {
+            vttiro_asr::Ct2Engine::load(&config).map(|e| Box::new(e) as Box<dyn Engine>)
+        }
+        #[cfg(feature = "whispercpp")]
+        BackendKind::WhisperCpp => {
+            vttiro_asr::WhisperCppEngine::load(&config).map(|e| Box::new(e) as Box<dyn Engine>)
+        }
+        #[allow(unreachable_patterns)]
+        other => Err(vttiro_asr::AsrError::Unavailable(format!(
+            "backend {other} is not compiled into this build"
+        ))),
+    };
+    loaded.map_err(|e| fail(input, e.code(), e.to_string()))
 }
 
 fn transcribe_one(
@@ -211,8 +291,8 @@ fn transcribe_one(
     args: &TranscribeArgs,
     settings: &Settings,
     pipeline: &PipelineSettings,
-    model: Option<&InstalledModel>,
-    engine: &mut Option<Ct2Engine>,
+    model: Option<&ResolvedModel>,
+    engine: &mut Option<Box<dyn Engine>>,
 ) -> Result<Vec<PathBuf>, Failure> {
     let outputs = output_paths(input, args, settings);
     let label = input
@@ -255,8 +335,9 @@ fn transcribe_one(
         *engine = Some(load_engine(input, settings, model)?);
     }
     let engine = engine.as_mut().expect("loaded above");
-    let output = vttiro_pipeline::recognise(input, prepared, engine, pipeline, &mut on_progress)
-        .map_err(|e| fail(input, e.code(), e.to_string()))?;
+    let output =
+        vttiro_pipeline::recognise(input, prepared, engine.as_mut(), pipeline, &mut on_progress)
+            .map_err(|e| fail(input, e.code(), e.to_string()))?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

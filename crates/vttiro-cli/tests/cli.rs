@@ -21,10 +21,14 @@ fn model_store() -> PathBuf {
 }
 
 fn vttiro(args: &[&str], cwd: &Path) -> Output {
+    vttiro_with_store(args, cwd, &model_store())
+}
+
+fn vttiro_with_store(args: &[&str], cwd: &Path, store: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vttiro"))
         .args(args)
         .current_dir(cwd)
-        .env("VTTIRO_MODEL_DIR", model_store())
+        .env("VTTIRO_MODEL_DIR", store)
         .env("XDG_CONFIG_HOME", cwd.join("no-user-config"))
         .env_remove("VTTIRO_MODEL")
         .env_remove("VTTIRO_FORMAT")
@@ -56,7 +60,7 @@ fn transcribe_json(media: &Path, dir: &Path) -> Value {
             media.to_str().unwrap(),
             "--no-download",
             "--format",
-            "json",
+            "json,vtt",
             "-o",
             out.to_str().unwrap(),
         ],
@@ -64,6 +68,21 @@ fn transcribe_json(media: &Path, dir: &Path) -> Value {
     );
     assert!(o.status.success(), "{}: {}", media.display(), stderr(&o));
     serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+}
+
+/// Start and end (ms) of every cue of the WebVTT that [`transcribe_json`] wrote beside
+/// its JSON for `media`.
+fn cue_times(media: &Path, dir: &Path) -> Vec<(i64, i64)> {
+    let vtt = dir.join(format!(
+        "{}.vtt",
+        media.file_name().unwrap().to_string_lossy()
+    ));
+    let text = std::fs::read_to_string(&vtt).unwrap();
+    vttiro_subtitles::parse_webvtt(&text)
+        .unwrap()
+        .iter()
+        .map(|c| (c.start_ms, c.end_ms))
+        .collect()
 }
 
 fn words(json: &Value) -> Vec<(String, i64, i64)> {
@@ -131,6 +150,8 @@ fn every_container_gives_the_wav_transcript_and_times() {
         ref_words[0]
     );
 
+    let ref_cues = cue_times(&wav, dir.path());
+    assert!(ref_cues.len() >= 2, "{ref_cues:?}");
     let w = wav.to_str().unwrap();
     let video = [
         "-f",
@@ -200,36 +221,40 @@ fn every_container_gives_the_wav_transcript_and_times() {
             "{name}: {}",
             full_text(&json)
         );
-        // Word boundaries come from attention alignment, which can move a boundary when
-        // the decoder's punctuation differs; at least 80% of boundaries must agree within
-        // 50 ms, and where speech starts must agree within 50 ms. (Known gap: a boundary
-        // next to a pause can move by up to ~300 ms when punctuation differs.)
-        // Known gap: ffmpeg writes AAC/MP3 into Matroska without a CodecDelay, so the
-        // encoder priming (64 ms for AAC at 16 kHz) cannot be removed and these two
-        // files run late by about that much; they get a wider window until that is fixed.
-        let tolerance = if matches!(name, "aac.mkv" | "mp3.mkv") {
-            90
-        } else {
-            50
+        // ffmpeg writes AAC and MP3 into Matroska without a CodecDelay, so the encoder
+        // priming (1024 samples for AAC, 1105 for LAME's MP3 at 16 kHz) stays in the
+        // presented audio: every player starts those two files that much late, and the
+        // subtitles must follow what is played. Everything else must match the WAV.
+        let priming = match name {
+            "aac.mkv" => 64,
+            "mp3.mkv" => 69,
+            _ => 0,
         };
-        let boundaries = got.len() * 2;
-        let close = got
-            .iter()
-            .zip(ref_words.iter())
-            .map(|(g, r)| {
-                usize::from((g.1 - r.1).abs() <= tolerance)
-                    + usize::from((g.2 - r.2).abs() <= tolerance)
-            })
-            .sum::<usize>();
+        // Cue breaks are the layout's choice (a 600-ms pause may read as 590 ms in one
+        // decode), so each cue edge must land on the WAV transcript's timeline: within
+        // 50 ms of where the same kind of word edge is in the WAV's transcript.
+        let cues = cue_times(&media, dir.path());
+        assert!(!cues.is_empty(), "{name}: no cues");
+        let last = cues.len() - 1;
+        let nearest = |t: i64, edges: &mut dyn Iterator<Item = i64>| {
+            edges.map(|e| (t - priming - e).abs()).min().unwrap()
+        };
+        for (i, &(start, end)) in cues.iter().enumerate() {
+            let start_off = nearest(start, &mut ref_words.iter().map(|w| w.1));
+            let end_off = nearest(end, &mut ref_words.iter().map(|w| w.2));
+            // Known gap: the clip's last word trails off into crowd noise, where lossy
+            // and lossless decodes align it up to ~250 ms apart.
+            let end_tolerance = if i == last { 250 } else { 50 };
+            assert!(
+                start_off <= 50 && end_off <= end_tolerance,
+                "{name}: cue {i} ({start}, {end}) is {start_off}/{end_off} ms off the WAV's words (priming {priming} ms): {cues:?} vs {ref_cues:?}"
+            );
+        }
         assert!(
-            close * 10 >= boundaries * 8,
-            "{name}: only {close}/{boundaries} boundaries within 50 ms: {got:?} vs {ref_words:?}"
-        );
-        let (g0, r0) = (&got[0], &ref_words[0]);
-        let (gn, rn) = (got.last().unwrap(), ref_words.last().unwrap());
-        assert!(
-            (g0.1 - r0.1).abs() <= tolerance && (gn.2 - rn.2).abs() <= 300,
-            "{name}: {g0:?}..{gn:?} vs {r0:?}..{rn:?}"
+            (cues[0].0 - priming - ref_cues[0].0).abs() <= 50,
+            "{name}: speech starts at {} vs {}",
+            cues[0].0,
+            ref_cues[0].0
         );
         if name == "ac3.mkv" {
             assert_eq!(json["source"]["decoder"], "ffmpeg");
@@ -286,8 +311,8 @@ fn writes_every_requested_format_and_valid_webvtt() {
     let _s = serial();
     let dir = tempfile::tempdir().unwrap();
     let wav = speech_wav(dir.path());
-    let out_dir = dir.path().join("subs");
-    std::fs::create_dir(&out_dir).unwrap();
+    // A missing output directory is created (before any decoding starts).
+    let out_dir = dir.path().join("subs").join("en");
     let o = vttiro(
         &[
             "transcribe",
@@ -301,6 +326,20 @@ fn writes_every_requested_format_and_valid_webvtt() {
         dir.path(),
     );
     assert!(o.status.success(), "{}", stderr(&o));
+    // One that cannot be created fails at once with the output error code.
+    let blocked = wav.join("subs");
+    let o = vttiro(
+        &[
+            "transcribe",
+            wav.to_str().unwrap(),
+            "--no-download",
+            "--output-dir",
+            blocked.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(40), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot create the output directory"));
     let vtt = std::fs::read_to_string(out_dir.join("speech.vtt")).unwrap();
     vttiro_subtitles::validate_webvtt(&vtt).unwrap();
     let cues = vttiro_subtitles::parse_webvtt(&vtt).unwrap();
@@ -504,4 +543,157 @@ fn output_flag_with_several_inputs_is_a_usage_error() {
     let o = vttiro(&["transcribe", "a.wav", "b.wav", "-o", "x.vtt"], dir.path());
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--output-dir"));
+}
+
+const JFK_WORDS: &str =
+    "and so my fellow americans ask not what your country can do for you ask what you can do for your country";
+
+fn plain_words(text: &str) -> String {
+    text.to_lowercase()
+        .chars()
+        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `models import --to ggml` converts the verified tiny.en weights, and `--backend
+/// whispercpp` transcribes JFK word-exact with the converted file; `models list` shows it.
+#[cfg(feature = "whispercpp")]
+#[test]
+fn whispercpp_backend_runs_an_imported_and_converted_model() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let store = d.join("models");
+    let fixture = vttiro_fixtures::tiny_en_model();
+    let o = vttiro_with_store(
+        &[
+            "models",
+            "import",
+            fixture.to_str().unwrap(),
+            "--name",
+            "tiny.en",
+            "--to",
+            "ggml",
+            "--quant",
+            "q8_0",
+        ],
+        d,
+        &store,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(store.join("tiny.en/ggml-model-q8_0.bin").is_file());
+    let o = vttiro_with_store(&["models", "list"], d, &store);
+    let listing = String::from_utf8_lossy(&o.stdout).into_owned();
+    let row = listing
+        .lines()
+        .find(|l| l.starts_with("tiny.en "))
+        .expect("tiny.en row");
+    assert!(row.contains("q8_0"), "{listing}");
+
+    let jfk = vttiro_fixtures::jfk_wav();
+    let out = d.join("jfk.json");
+    let o = vttiro_with_store(
+        &[
+            "transcribe",
+            jfk.to_str().unwrap(),
+            "--backend",
+            "whispercpp",
+            "--no-download",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        d,
+        &store,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(json["engine"], "whispercpp", "{json}");
+    assert_eq!(plain_words(&full_text(&json)), JFK_WORDS);
+
+    // A precision that was never converted is made on demand from the CTranslate2 files.
+    let o = vttiro_with_store(
+        &[
+            "transcribe",
+            jfk.to_str().unwrap(),
+            "--backend",
+            "whispercpp",
+            "--compute-type",
+            "f16",
+            "--no-download",
+            "--format",
+            "txt",
+            "-o",
+            d.join("jfk.txt").to_str().unwrap(),
+        ],
+        d,
+        &store,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(store.join("tiny.en/ggml-model.bin").is_file());
+    let text = std::fs::read_to_string(d.join("jfk.txt")).unwrap();
+    assert_eq!(plain_words(&text), JFK_WORDS);
+
+    // CTranslate2 compute types mean nothing to whisper.cpp: refused, naming the flag.
+    let o = vttiro_with_store(
+        &[
+            "transcribe",
+            jfk.to_str().unwrap(),
+            "--backend",
+            "whispercpp",
+            "--compute-type",
+            "int8_float16",
+            "-o",
+            d.join("bad.vtt").to_str().unwrap(),
+        ],
+        d,
+        &store,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--compute-type int8_float16"));
+    assert!(!d.join("bad.vtt").exists());
+}
+
+/// Without the feature, asking for whisper.cpp names the missing build instead of
+/// silently running CTranslate2.
+#[cfg(not(feature = "whispercpp"))]
+#[test]
+fn whispercpp_backend_without_the_feature_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let jfk = vttiro_fixtures::jfk_wav();
+    let o = vttiro(
+        &[
+            "transcribe",
+            jfk.to_str().unwrap(),
+            "--backend",
+            "whispercpp",
+            "-o",
+            "out.vtt",
+        ],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(30), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--features whispercpp"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.join("out.vtt").exists());
+}
+
+/// The default selection on this CPU-only build is CTranslate2, as measured fastest.
+#[test]
+fn auto_backend_picks_ctranslate2_on_cpu() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let jfk = vttiro_fixtures::jfk_wav();
+    let json = transcribe_json(&jfk, d);
+    assert_eq!(json["engine"], "ct2", "{json}");
+    assert_eq!(plain_words(&full_text(&json)), JFK_WORDS);
+    let o = vttiro(&["version"], d);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("default: ct2 on Cpu"));
 }

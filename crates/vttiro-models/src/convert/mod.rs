@@ -10,7 +10,6 @@
 //! cancels (and Whisper's converters store it as zeros anyway).
 
 mod ct2_weights;
-pub(crate) mod mel_filters;
 pub(crate) mod quant;
 mod vocabulary;
 
@@ -199,8 +198,8 @@ impl<W: Write> GgmlWriter<W> {
         }
         let n_mels = hparams.n_mels as usize;
         self.write_i32(hparams.n_mels)?;
-        self.write_i32(mel_filters::N_BINS as i32)?;
-        for value in mel_filters::slaney_mel_filters(n_mels) {
+        self.write_i32(vttiro_core::MEL_FFT_BINS as i32)?;
+        for value in vttiro_core::slaney_mel_filters(n_mels) {
             self.out.write_all(&value.to_le_bytes())?;
         }
         self.write_i32(tokens.len() as i32)?;
@@ -661,7 +660,7 @@ mod tests {
         );
         assert_eq!(info.tensors.len(), 11 + 15 + 24);
         assert_eq!(info.mel_filter_shape, (MELS, 201));
-        assert_eq!(info.mel_filters, mel_filters::slaney_mel_filters(MELS));
+        assert_eq!(info.mel_filters, vttiro_core::slaney_mel_filters(MELS));
         assert_eq!(
             info.vocab_tokens,
             vec![

@@ -1,12 +1,13 @@
-//! The mel filterbank whisper.cpp reads from the model file instead of computing it: Slaney
+//! Whisper's mel filterbank: Slaney
 //! mel scale, Slaney area normalisation, 0–8 kHz over the 201 bins of a 400-point FFT at
 //! 16 kHz — what `librosa.filters.mel(sr=16000, n_fft=400, n_mels=n)` returns and what the
-//! Whisper models were trained with.
+//! Whisper models were trained with. vttiro's own front end computes features with it, and
+//! the ggml converter writes it into model files, because whisper.cpp reads it from there.
 
-const SAMPLE_RATE: f64 = 16_000.0;
+const SAMPLE_RATE: f64 = crate::SAMPLE_RATE as f64;
 const N_FFT: usize = 400;
-/// Frequency bins of a real FFT of `N_FFT` points.
-pub const N_BINS: usize = N_FFT / 2 + 1;
+/// Frequency bins of a real FFT of Whisper's 400 points.
+pub const MEL_FFT_BINS: usize = N_FFT / 2 + 1;
 
 fn hz_to_mel(hz: f64) -> f64 {
     // Slaney's auditory-toolbox scale: linear below 1 kHz, logarithmic above.
@@ -35,15 +36,15 @@ fn mel_to_hz(mel: f64) -> f64 {
 /// `n_mels` triangular filters, row-major `[n_mels][201]`, computed in f64 and stored as
 /// f32 as librosa does.
 pub fn slaney_mel_filters(n_mels: usize) -> Vec<f32> {
-    let fft_freqs: Vec<f64> = (0..N_BINS)
+    let fft_freqs: Vec<f64> = (0..MEL_FFT_BINS)
         .map(|bin| bin as f64 * SAMPLE_RATE / N_FFT as f64)
         .collect();
     let (min_mel, max_mel) = (hz_to_mel(0.0), hz_to_mel(SAMPLE_RATE / 2.0));
     let edges: Vec<f64> = (0..n_mels + 2)
         .map(|i| mel_to_hz(min_mel + (max_mel - min_mel) * i as f64 / (n_mels + 1) as f64))
         .collect();
-    let mut filters = vec![0.0f32; n_mels * N_BINS];
-    for (mel, row) in filters.chunks_exact_mut(N_BINS).enumerate() {
+    let mut filters = vec![0.0f32; n_mels * MEL_FFT_BINS];
+    for (mel, row) in filters.chunks_exact_mut(MEL_FFT_BINS).enumerate() {
         let (low, centre, high) = (edges[mel], edges[mel + 1], edges[mel + 2]);
         let area_norm = 2.0 / (high - low);
         for (weight, &freq) in row.iter_mut().zip(&fft_freqs) {
@@ -63,9 +64,17 @@ mod tests {
     /// (faster-whisper 1.2.1, `FeatureExtractor.get_mel_filters`), the filters CTranslate2
     /// Whisper inference runs with.
     #[test]
+    fn slaney_scale_is_linear_below_1khz_and_invertible() {
+        assert!((hz_to_mel(500.0) - 7.5).abs() < 1e-9);
+        for hz in [0.0, 300.0, 1000.0, 4000.0, 8000.0] {
+            assert!((mel_to_hz(hz_to_mel(hz)) - hz).abs() < 1e-6);
+        }
+    }
+
+    #[test]
     fn matches_librosa_at_reference_points() {
         let f80 = slaney_mel_filters(80);
-        let at = |m: usize, b: usize| f80[m * N_BINS + b];
+        let at = |m: usize, b: usize| f80[m * MEL_FFT_BINS + b];
         let expected = [
             (0, 1, 0.024_862_595),
             (10, 10, 0.019_908_22),
@@ -84,12 +93,12 @@ mod tests {
             );
         }
         let nonzero =
-            |m: usize| -> Vec<usize> { (0..N_BINS).filter(|&b| at(m, b) != 0.0).collect() };
+            |m: usize| -> Vec<usize> { (0..MEL_FFT_BINS).filter(|&b| at(m, b) != 0.0).collect() };
         assert_eq!(nonzero(0), vec![1]);
         assert_eq!(nonzero(79), (186..200).collect::<Vec<_>>());
 
         let f128 = slaney_mel_filters(128);
         assert!((f128[1] - 0.012_373_987).abs() <= 1e-7);
-        assert!((f128[127 * N_BINS + 195] - 0.005_041_601_6).abs() <= 1e-7);
+        assert!((f128[127 * MEL_FFT_BINS + 195] - 0.005_041_601_6).abs() <= 1e-7);
     }
 }
