@@ -333,7 +333,9 @@ struct WordEnvelope {
 }
 
 impl WordEnvelope {
-    /// `None` for a word under 30 ms or without a single frame above the threshold.
+    /// `None` for a word under 30 ms, or one whose loudest frame is under a quarter of
+    /// the speech level around it: the aligner put that word over background noise, and
+    /// the envelope there says nothing about where the word really is.
     fn new(
         audio: &[f32],
         sample_rate: f64,
@@ -351,6 +353,9 @@ impl WordEnvelope {
         let peak = (first_loud..=last_loud)
             .max_by(|&a, &b| rms[a].total_cmp(&rms[b]))
             .unwrap_or(first_loud);
+        if rms[peak] < speech_level * 0.25 {
+            return None;
+        }
         Some(WordEnvelope {
             rms,
             frame,
@@ -567,8 +572,11 @@ mod tests {
             let amplitude = if t < 0.3 { 0.1 } else { 0.03 };
             *x = (i as f32 * 0.2).sin() * amplitude;
         }
-        assert!((refine_offset(&soft, sr, 0.0, 0.9, 0.3) - 0.32).abs() < 0.011);
+        assert!((refine_offset(&soft, sr, 0.0, 0.9, 0.25) - 0.32).abs() < 0.011);
         assert_eq!(refine_offset(&soft, sr, 0.0, 0.9, 0.0), 0.9);
+        // A "word" that is only noise next to speech ten times louder is left alone.
+        assert_eq!(refine_offset(&soft, sr, 0.35, 0.9, 0.5), 0.9);
+        assert_eq!(refine_onset(&soft, sr, 0.35, 0.9, 0.5), 0.35);
     }
 
     #[test]
