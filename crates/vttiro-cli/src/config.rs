@@ -245,9 +245,9 @@ impl Settings {
             if part.is_empty() {
                 continue;
             }
-            let f: OutputFormat = part
-                .parse()
-                .map_err(|_| anyhow::anyhow!("--format {part}: expected vtt, srt, json or txt"))?;
+            let f: OutputFormat = part.parse().map_err(|_| {
+                anyhow::anyhow!("--format {part}: expected vtt, srt, json, txt or rttm")
+            })?;
             if !formats.contains(&f) {
                 formats.push(f);
             }

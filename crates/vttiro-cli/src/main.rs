@@ -3,6 +3,7 @@
 
 mod config;
 mod models_cmd;
+mod subtitles_cmd;
 mod transcribe;
 
 use std::io::IsTerminal;
@@ -41,6 +42,10 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Check WebVTT/SRT files: syntax errors and readability warnings, with line numbers.
+    Validate(subtitles_cmd::ValidateArgs),
+    /// Convert subtitles between WebVTT and SRT.
+    Convert(subtitles_cmd::ConvertArgs),
     /// Evaluate transcripts against references.
     Eval {
         #[command(subcommand)]
@@ -188,6 +193,8 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Transcribe(args) => transcribe::run(&args, &settings),
         Command::Models { command } => models_cmd::run(command, &settings),
+        Command::Validate(args) => subtitles_cmd::validate(&args),
+        Command::Convert(args) => subtitles_cmd::convert(&args),
         Command::Config {
             command: ConfigCommand::Show,
         } => match layered.render() {

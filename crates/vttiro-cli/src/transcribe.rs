@@ -12,7 +12,7 @@ use vttiro_asr::{
 };
 use vttiro_core::ErrorCode;
 use vttiro_pipeline::{PipelineSettings, ProgressEvent};
-use vttiro_subtitles::{LayoutRules, OutputFormat};
+use vttiro_subtitles::{LayoutRules, OutputFormat, VttOptions};
 
 use crate::config::{Backend, LogFormat, Settings};
 use crate::TranscribeArgs;
@@ -341,19 +341,45 @@ fn transcribe_one(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let cues = vttiro_subtitles::layout(&output.transcript, &LayoutRules::default());
+    let (cues, layout_report) =
+        vttiro_subtitles::layout_with_report(&output.transcript, &LayoutRules::default());
     let extra = json!({
         "engine": engine.backend(),
         "timings": output.timings,
         "source": output.source,
         "vad": settings.vad,
+        "layout": layout_report.to_json(),
     });
+    let input_name = input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let vtt_options = VttOptions {
+        language: Some(output.transcript.language.clone()),
+        note: vec![
+            format!("source: {input_name}"),
+            format!(
+                "vttiro {} ({}, model {})",
+                env!("CARGO_PKG_VERSION"),
+                engine.backend(),
+                output.transcript.model
+            ),
+        ],
+        cue_ids: true,
+        speaker_colours: true,
+        ..VttOptions::default()
+    };
+    let stem = input
+        .file_stem()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     // Render everything first so a failure leaves no partial set of outputs behind.
     let rendered: Vec<(PathBuf, String)> = outputs
         .iter()
         .map(|(format, path)| {
             let text = match format {
-                OutputFormat::Vtt => vttiro_subtitles::to_webvtt(&cues),
+                OutputFormat::Vtt => vttiro_subtitles::to_webvtt_with(&cues, &vtt_options),
+                OutputFormat::Rttm => vttiro_subtitles::to_rttm(&output.transcript, &stem),
                 OutputFormat::Srt => vttiro_subtitles::to_srt(&cues),
                 OutputFormat::Txt => vttiro_subtitles::to_txt(&output.transcript),
                 OutputFormat::Json => vttiro_subtitles::to_json(&output.transcript, &extra),

@@ -697,3 +697,97 @@ fn auto_backend_picks_ctranslate2_on_cpu() {
     let o = vttiro(&["version"], d);
     assert!(String::from_utf8_lossy(&o.stdout).contains("default: ct2 on Cpu"));
 }
+
+#[test]
+fn validate_reports_line_numbered_errors_and_layout_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("broken.vtt"),
+        "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nfine\n\n00:00:03.000 --> 00:00:60.000\nbad seconds\n",
+    )
+    .unwrap();
+    let o = vttiro(&["validate", "broken.vtt"], d);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(16), "{out}{}", stderr(&o));
+    assert!(
+        out.starts_with("broken.vtt:6: error: ") && out.contains("00:00:60.000"),
+        "{out}"
+    );
+
+    // Valid syntax, but a 60-character line and a cue read at 60 characters per second.
+    let long = "x".repeat(60);
+    std::fs::write(
+        d.join("dense.vtt"),
+        format!("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n{long}\n"),
+    )
+    .unwrap();
+    let o = vttiro(&["validate", "dense.vtt"], d);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("dense.vtt:3: warning: cue 1 line_length"),
+        "{out}"
+    );
+    assert!(
+        out.contains("dense.vtt:3: warning: cue 1 reading_speed"),
+        "{out}"
+    );
+    let o = vttiro(&["validate", "--strict", "dense.vtt"], d);
+    assert_eq!(o.status.code(), Some(17));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(": error: cue 1 line_length"));
+    // Looser limits make the same file clean.
+    let o = vttiro(
+        &[
+            "validate",
+            "--strict",
+            "--max-chars",
+            "60",
+            "--max-cps",
+            "70",
+            "dense.vtt",
+        ],
+        d,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+#[test]
+fn convert_between_srt_and_webvtt_keeps_every_cue() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("in.srt"),
+        "\u{feff}1\r\n00:00:01,000 --> 00:00:02,500\r\n<i>Tom & Jerry</i> <3\r\n\r\n2\r\n00:59:59,999 --> 01:00:01,000\r\nline one\r\nline two\r\n",
+    )
+    .unwrap();
+    let o = vttiro(&["convert", "in.srt", "out/out.vtt"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let vtt = std::fs::read_to_string(d.join("out/out.vtt")).unwrap();
+    vttiro_subtitles::validate_webvtt(&vtt).unwrap();
+    assert!(vtt.contains("Tom &amp; Jerry &lt;3"), "{vtt}");
+    let cues = vttiro_subtitles::parse_webvtt(&vtt).unwrap();
+    assert_eq!(cues.len(), 2);
+    assert_eq!((cues[1].start_ms, cues[1].end_ms), (3_599_999, 3_601_000));
+    assert_eq!(cues[1].lines, vec!["line one", "line two"]);
+    // And back: the same cues.
+    let o = vttiro(&["convert", "out/out.vtt", "back.srt"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let srt = std::fs::read_to_string(d.join("back.srt")).unwrap();
+    assert_eq!(vttiro_subtitles::parse_srt(&srt).unwrap(), cues);
+    // Bad input and bad targets: one line, distinct codes, nothing written.
+    let o = vttiro(&["convert", "missing.srt", "x.vtt"], d);
+    assert_eq!(o.status.code(), Some(10));
+    let o = vttiro(&["convert", "in.srt", "x.txt"], d);
+    assert_eq!(o.status.code(), Some(2));
+    std::fs::write(d.join("junk.srt"), "hello\nworld\n").unwrap();
+    let o = vttiro(&["convert", "junk.srt", "x.vtt"], d);
+    assert_eq!(o.status.code(), Some(16), "{}", stderr(&o));
+    assert!(stderr(&o).contains("junk.srt: line 2:"), "{}", stderr(&o));
+    assert!(!d.join("x.vtt").exists() && !d.join("x.txt").exists());
+}

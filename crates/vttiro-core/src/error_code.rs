@@ -16,6 +16,10 @@ pub enum ErrorCode {
     /// The container was recognised but is damaged or truncated.
     CorruptMedia,
     NoAudioTrack,
+    /// A subtitle file breaks the format's syntax (WebVTT or SRT).
+    InvalidSubtitles,
+    /// A subtitle file parses but breaks readability rules (`validate --strict`).
+    SubtitleRulesBroken,
     UnknownModel,
     ModelNotInstalled,
     ModelDownloadFailed,
@@ -29,7 +33,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::InvalidArgument,
         ErrorCode::InputNotFound,
         ErrorCode::InputIsDirectory,
@@ -37,6 +41,8 @@ impl ErrorCode {
         ErrorCode::UnsupportedMedia,
         ErrorCode::CorruptMedia,
         ErrorCode::NoAudioTrack,
+        ErrorCode::InvalidSubtitles,
+        ErrorCode::SubtitleRulesBroken,
         ErrorCode::UnknownModel,
         ErrorCode::ModelNotInstalled,
         ErrorCode::ModelDownloadFailed,
@@ -58,6 +64,8 @@ impl ErrorCode {
             ErrorCode::UnsupportedMedia => "unsupported_media",
             ErrorCode::CorruptMedia => "corrupt_media",
             ErrorCode::NoAudioTrack => "no_audio_track",
+            ErrorCode::InvalidSubtitles => "invalid_subtitles",
+            ErrorCode::SubtitleRulesBroken => "subtitle_rules_broken",
             ErrorCode::UnknownModel => "unknown_model",
             ErrorCode::ModelNotInstalled => "model_not_installed",
             ErrorCode::ModelDownloadFailed => "model_download_failed",
@@ -82,6 +90,8 @@ impl ErrorCode {
             ErrorCode::UnsupportedMedia => 13,
             ErrorCode::CorruptMedia => 14,
             ErrorCode::NoAudioTrack => 15,
+            ErrorCode::InvalidSubtitles => 16,
+            ErrorCode::SubtitleRulesBroken => 17,
             ErrorCode::UnknownModel => 20,
             ErrorCode::ModelNotInstalled => 21,
             ErrorCode::ModelDownloadFailed => 22,
@@ -100,7 +110,10 @@ impl ErrorCode {
             ErrorCode::InputNotFound => 404,
             ErrorCode::InputIsDirectory | ErrorCode::InputEmpty => 422,
             ErrorCode::UnsupportedMedia => 415,
-            ErrorCode::CorruptMedia | ErrorCode::NoAudioTrack => 422,
+            ErrorCode::CorruptMedia
+            | ErrorCode::NoAudioTrack
+            | ErrorCode::InvalidSubtitles
+            | ErrorCode::SubtitleRulesBroken => 422,
             ErrorCode::ModelNotInstalled | ErrorCode::EngineUnavailable => 503,
             ErrorCode::ModelDownloadFailed => 502,
             ErrorCode::ModelChecksumMismatch | ErrorCode::ModelInvalid => 500,

@@ -4,7 +4,7 @@ use vttiro_core::ErrorCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubtitleError {
-    #[error("unknown output format {value:?}; valid formats: vtt, srt, json, txt")]
+    #[error("unknown output format {value:?}; valid formats: vtt, srt, json, txt, rttm")]
     UnknownFormat { value: String },
 
     /// Creating, writing, syncing or renaming the output failed; nothing was left at `path`.

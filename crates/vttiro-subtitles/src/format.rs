@@ -14,14 +14,17 @@ pub enum OutputFormat {
     Srt,
     Json,
     Txt,
+    /// Speaker turns for diarization scoring.
+    Rttm,
 }
 
 impl OutputFormat {
-    pub const ALL: [OutputFormat; 4] = [
+    pub const ALL: [OutputFormat; 5] = [
         OutputFormat::Vtt,
         OutputFormat::Srt,
         OutputFormat::Json,
         OutputFormat::Txt,
+        OutputFormat::Rttm,
     ];
 
     /// File extension without the dot.
@@ -31,6 +34,7 @@ impl OutputFormat {
             OutputFormat::Srt => "srt",
             OutputFormat::Json => "json",
             OutputFormat::Txt => "txt",
+            OutputFormat::Rttm => "rttm",
         }
     }
 
@@ -40,7 +44,7 @@ impl OutputFormat {
             OutputFormat::Vtt => "text/vtt; charset=utf-8",
             OutputFormat::Srt => "application/x-subrip; charset=utf-8",
             OutputFormat::Json => "application/json",
-            OutputFormat::Txt => "text/plain; charset=utf-8",
+            OutputFormat::Txt | OutputFormat::Rttm => "text/plain; charset=utf-8",
         }
     }
 
@@ -52,6 +56,7 @@ impl OutputFormat {
             OutputFormat::Srt => crate::to_srt(&crate::layout(transcript, rules)),
             OutputFormat::Json => crate::to_json(transcript, extra),
             OutputFormat::Txt => crate::to_txt(transcript),
+            OutputFormat::Rttm => crate::to_rttm(transcript, "audio"),
         }
     }
 }
@@ -68,6 +73,7 @@ impl FromStr for OutputFormat {
             "vtt" | "webvtt" => Ok(OutputFormat::Vtt),
             "srt" => Ok(OutputFormat::Srt),
             "json" => Ok(OutputFormat::Json),
+            "rttm" => Ok(OutputFormat::Rttm),
             "txt" | "text" => Ok(OutputFormat::Txt),
             _ => Err(SubtitleError::UnknownFormat {
                 value: value.to_string(),

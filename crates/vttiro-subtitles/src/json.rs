@@ -2,7 +2,7 @@ use serde_json::{Map, Value};
 use vttiro_core::Transcript;
 
 /// Renders the full transcript as pretty JSON: `language`, `language_probability`,
-/// `duration_ms`, `model`, `text`, and `segments` with their words (text, times in ms,
+/// `duration_ms`, `model`, `text`, `speakers` (in order of first appearance), and `segments` with their words (text, times in ms,
 /// probability, speaker when known) and decoding statistics.
 ///
 /// `extra` adds run information such as timings or settings: the keys of an object are
@@ -19,6 +19,15 @@ pub fn to_json(transcript: &Transcript, extra: &Value) -> String {
     root.insert("duration_ms".into(), Value::from(transcript.duration_ms));
     root.insert("model".into(), Value::from(transcript.model.clone()));
     root.insert("text".into(), Value::from(transcript.text()));
+    let mut speakers: Vec<&str> = Vec::new();
+    for word in transcript.words() {
+        if let Some(name) = word.speaker.as_deref() {
+            if !speakers.contains(&name) {
+                speakers.push(name);
+            }
+        }
+    }
+    root.insert("speakers".into(), Value::from(speakers));
     let segments = serde_json::to_value(&transcript.segments)
         .expect("segments are plain structs with string keys and always serialise");
     root.insert("segments".into(), segments);

@@ -12,7 +12,8 @@
 
 use vttiro_core::{Segment, Transcript};
 
-use crate::cue::{Cue, LayoutRules};
+use crate::cue::{display_width, Cue, LayoutRules};
+use crate::report::{check_layout, LayoutReport, LayoutRule, LayoutViolation};
 
 /// A word ready for layout: trimmed text, sane times, and whether it attaches to the previous
 /// word without a space (Whisper marks word starts with a leading space; pieces without one
@@ -39,10 +40,23 @@ struct Token {
 /// Segments without word timestamps are laid out from their text, with word times spread
 /// over the segment in proportion to word length.
 pub fn layout(transcript: &Transcript, rules: &LayoutRules) -> Vec<Cue> {
+    layout_with_report(transcript, rules).0
+}
+
+/// [`layout`], plus a report of every rule the cues could not meet. Rules conflict on real
+/// speech (a 60-word sentence spoken in 3 s cannot be read at 17 characters per second;
+/// a one-word cue cannot last 5/6 s when the next cue starts 300 ms later), and the
+/// layout then degrades in a fixed order: lines and cue length are never exceeded,
+/// reading speed, minimum duration and gaps give way, and each such cue is reported
+/// instead of silently breaking the guideline.
+pub fn layout_with_report(
+    transcript: &Transcript,
+    rules: &LayoutRules,
+) -> (Vec<Cue>, LayoutReport) {
     let rules = sanitised(rules);
     let tokens = collect_tokens(transcript);
     if tokens.is_empty() {
-        return Vec::new();
+        return (Vec::new(), LayoutReport::default());
     }
     let mut ranges = Vec::new();
     for (block_start, block_end) in blocks(&tokens, &rules) {
@@ -64,8 +78,28 @@ pub fn layout(transcript: &Transcript, rules: &LayoutRules) -> Vec<Cue> {
             }
         })
         .collect();
-    fix_times(&mut cues, &rules, transcript.duration_ms);
-    cues
+    let last_word_ends: Vec<i64> = cues.iter().map(|c| c.end_ms).collect();
+    let first_word_starts: Vec<i64> = cues.iter().map(|c| c.start_ms).collect();
+    fix_times(&mut cues, &rules, transcript.duration_ms, &last_word_ends);
+    let mut violations = check_layout(&cues, &rules);
+    for (k, cue) in cues.iter().enumerate() {
+        if cue.start_ms < first_word_starts[k] {
+            violations.push(LayoutViolation {
+                cue: k,
+                rule: LayoutRule::EarlyStart,
+                detail: format!(
+                    "starts {} ms before its first word (words overlap the previous cue)",
+                    first_word_starts[k] - cue.start_ms
+                ),
+            });
+        }
+    }
+    violations.sort_by_key(|v| v.cue);
+    let report = LayoutReport {
+        cues: cues.len(),
+        violations,
+    };
+    (cues, report)
 }
 
 fn sanitised(rules: &LayoutRules) -> LayoutRules {
@@ -74,6 +108,7 @@ fn sanitised(rules: &LayoutRules) -> LayoutRules {
         max_lines: rules.max_lines.max(1),
         max_cue_ms: rules.max_cue_ms.max(1),
         min_cue_ms: rules.min_cue_ms.max(0),
+        max_linger_ms: rules.max_linger_ms.max(0),
         min_gap_ms: rules.min_gap_ms.max(0),
         max_cps: if rules.max_cps.is_finite() && rules.max_cps > 0.0 {
             rules.max_cps
@@ -100,7 +135,7 @@ fn collect_tokens(transcript: &Transcript) -> Vec<Token> {
             let glued = !tokens.is_empty() && spacing.continues_previous(&word.text);
             tokens.push(Token {
                 text: text.to_string(),
-                chars: text.chars().count(),
+                chars: display_width(text),
                 start_ms: word.start_ms,
                 end_ms: word.end_ms,
                 speaker: word.speaker.clone(),
@@ -165,7 +200,7 @@ fn tokens_from_segment_text(segment: &Segment) -> Vec<Token> {
             let end_ms = segment.start_ms + span * before / total;
             Token {
                 text: word.to_string(),
-                chars: word.chars().count(),
+                chars: display_width(word),
                 start_ms,
                 end_ms,
                 speaker: None,
@@ -412,6 +447,10 @@ fn balance_lines(words: &[Token], rules: &LayoutRules) -> Vec<String> {
                 }
                 let deviation = line_len(a, b) as f64 - target;
                 let mut c = cost[l - 1][a] + deviation * deviation;
+                // Bottom-heavy: of two near-equal splits, prefer the shorter top line.
+                if l == 1 && deviation > 0.0 {
+                    c += deviation * 2.0;
+                }
                 if b < n {
                     c += break_adjustment(b - 1);
                 }
@@ -465,7 +504,7 @@ fn join_words(words: &[Token]) -> String {
 
 /// Turns raw word spans into display times: caps length, separates neighbours, then lets
 /// short or fast cues linger into the silence after them.
-fn fix_times(cues: &mut [Cue], rules: &LayoutRules, duration_ms: i64) {
+fn fix_times(cues: &mut [Cue], rules: &LayoutRules, duration_ms: i64, last_word_ends: &[i64]) {
     for cue in cues.iter_mut() {
         cue.end_ms = cue.end_ms.min(cue.start_ms + rules.max_cue_ms);
     }
@@ -485,14 +524,15 @@ fn fix_times(cues: &mut [Cue], rules: &LayoutRules, duration_ms: i64) {
         previous_end = cue.end_ms;
     }
     for k in 0..cues.len() {
-        let chars: usize = cues[k].lines.iter().map(|l| l.chars().count()).sum();
+        let chars: usize = cues[k].lines.iter().map(|l| display_width(l)).sum();
         let readable_ms = (chars as f64 / f64::from(rules.max_cps) * 1000.0).ceil() as i64;
         let wanted = readable_ms.max(rules.min_cue_ms).min(rules.max_cue_ms);
         let limit = match cues.get(k + 1) {
             Some(next) => next.start_ms - rules.min_gap_ms,
             None if duration_ms > 0 => duration_ms,
             None => i64::MAX,
-        };
+        }
+        .min(last_word_ends[k] + rules.max_linger_ms);
         let cue = &mut cues[k];
         let extended = (cue.start_ms + wanted).min(limit);
         cue.end_ms = cue.end_ms.max(extended);
@@ -506,7 +546,7 @@ mod tests {
     fn token(text: &str) -> Token {
         Token {
             text: text.to_string(),
-            chars: text.chars().count(),
+            chars: display_width(text),
             start_ms: 0,
             end_ms: 0,
             speaker: None,

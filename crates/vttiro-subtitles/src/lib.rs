@@ -1,6 +1,6 @@
 //! vttiro-subtitles owns the last pipeline stage: turning a word-timed
 //! [`vttiro_core::Transcript`] into readable subtitle cues ([`layout`]), rendering them as
-//! WebVTT, SRT, plain text or JSON ([`OutputFormat`]), writing files so that a crash never
+//! WebVTT, SRT, plain text, JSON or RTTM speaker turns ([`OutputFormat`]), writing files so that a crash never
 //! leaves a half-written subtitle behind ([`write_atomic`]), and parsing/validating WebVTT
 //! ([`parse_webvtt`], [`validate_webvtt`]) so that our own output can be checked and user
 //! files can be read back.
@@ -22,16 +22,23 @@ mod format;
 mod json;
 mod layout;
 mod plain_text;
+mod report;
+mod rttm;
 mod srt;
 mod timestamp;
 mod webvtt;
 
 pub use atomic::write_atomic;
-pub use cue::{Cue, LayoutRules};
+pub use cue::{display_width, Cue, LayoutRules};
 pub use error::SubtitleError;
 pub use format::OutputFormat;
 pub use json::to_json;
-pub use layout::layout;
+pub use layout::{layout, layout_with_report};
 pub use plain_text::to_txt;
-pub use srt::to_srt;
-pub use webvtt::{parse_webvtt, to_webvtt, validate_webvtt, VttError};
+pub use report::{check_layout, LayoutReport, LayoutRule, LayoutViolation};
+pub use rttm::to_rttm;
+pub use srt::{parse_srt, parse_srt_located, to_srt, to_srt_with, SrtError, SrtSpeakers};
+pub use webvtt::{
+    parse_webvtt, parse_webvtt_located, to_webvtt, to_webvtt_with, validate_webvtt, LocatedCue,
+    VttError, VttOptions,
+};

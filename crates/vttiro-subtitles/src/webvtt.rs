@@ -3,31 +3,103 @@ use vttiro_core::ErrorCode;
 use crate::cue::Cue;
 use crate::timestamp::format_timestamp;
 
+/// What goes into a WebVTT file besides the cues.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VttOptions {
+    /// `Kind:` header metadata (`captions` or `subtitles`), as HLS and many players read it.
+    pub kind: Option<String>,
+    /// `Language:` header metadata (a BCP 47 tag such as `en`).
+    pub language: Option<String>,
+    /// Lines of a `NOTE` block after the header (source file, model, tool version).
+    pub note: Vec<String>,
+    /// Number the cues `1`, `2`, … as cue identifiers, so players and editors can refer
+    /// to them.
+    pub cue_ids: bool,
+    /// A `STYLE` block giving every speaker's voice span its own colour.
+    pub speaker_colours: bool,
+}
+
+/// Colours readable on the usual semi-transparent black cue background, distinct for
+/// the common colour-vision deficiencies (Okabe–Ito, with white first).
+const SPEAKER_COLOURS: [&str; 8] = [
+    "#ffffff", "#e69f00", "#56b4e9", "#f0e442", "#009e73", "#cc79a7", "#d55e00", "#0072b2",
+];
+
+/// Renders cues as a WebVTT file with default options (no header metadata, no
+/// identifiers, no style).
+pub fn to_webvtt(cues: &[Cue]) -> String {
+    to_webvtt_with(cues, &VttOptions::default())
+}
+
 /// Renders cues as a WebVTT file.
 ///
 /// Times are written as given (`HH:MM:SS.mmm`); [`crate::layout`] already guarantees valid,
 /// ordered times. Text is escaped (`&`, `<`, `>`), so cue text can never be mistaken for
 /// markup or a timing arrow. A speaker becomes a voice span `<v Name>` at the start of the
 /// cue, which spans the whole cue without a closing tag. Empty lines are dropped, because a
-/// blank line would end the cue early, and cues left without text are skipped.
-pub fn to_webvtt(cues: &[Cue]) -> String {
+/// blank line would end the cue early, and cues left without text are skipped. Header
+/// metadata, note and style text is cleaned the same way: no blank lines, no `-->`.
+pub fn to_webvtt_with(cues: &[Cue], options: &VttOptions) -> String {
     let mut out = String::from("WEBVTT\n");
+    for (key, value) in [("Kind", &options.kind), ("Language", &options.language)] {
+        if let Some(value) = value.as_deref().map(block_safe).filter(|v| !v.is_empty()) {
+            out.push_str(&format!("{key}: {value}\n"));
+        }
+    }
+    let note: Vec<String> = options
+        .note
+        .iter()
+        .map(|line| block_safe(line))
+        .filter(|line| !line.is_empty())
+        .collect();
+    if !note.is_empty() {
+        out.push_str("\nNOTE\n");
+        for line in note {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    if options.speaker_colours {
+        let mut speakers: Vec<String> = Vec::new();
+        for cue in cues {
+            if let Some(name) = cue.speaker.as_deref().map(voice_name) {
+                if !name.is_empty() && !speakers.contains(&name) {
+                    speakers.push(name);
+                }
+            }
+        }
+        if !speakers.is_empty() {
+            out.push_str("\nSTYLE\n");
+            for (k, name) in speakers.iter().enumerate() {
+                out.push_str(&format!(
+                    "::cue(v[voice=\"{}\"]) {{ color: {}; }}\n",
+                    css_string(name),
+                    SPEAKER_COLOURS[k % SPEAKER_COLOURS.len()]
+                ));
+            }
+        }
+    }
+    let mut number = 0;
     for cue in cues {
         let lines = displayable_lines(cue);
         if lines.is_empty() {
             continue;
         }
+        number += 1;
         out.push('\n');
+        if options.cue_ids {
+            out.push_str(&format!("{number}\n"));
+        }
         out.push_str(&format_timestamp(cue.start_ms, '.'));
         out.push_str(" --> ");
         out.push_str(&format_timestamp(cue.end_ms, '.'));
         out.push('\n');
         for (k, line) in lines.iter().enumerate() {
             if k == 0 {
-                if let Some(speaker) = cue.speaker.as_deref().map(str::trim) {
+                if let Some(speaker) = cue.speaker.as_deref().map(voice_name) {
                     if !speaker.is_empty() {
                         out.push_str("<v ");
-                        out.push_str(&escape(&speaker.replace(['\n', '\r'], " ")));
+                        out.push_str(&escape(&speaker));
                         out.push('>');
                     }
                 }
@@ -39,11 +111,38 @@ pub fn to_webvtt(cues: &[Cue]) -> String {
     out
 }
 
+/// A speaker name as a voice annotation: one line, trimmed.
+fn voice_name(speaker: &str) -> String {
+    speaker.replace(['\n', '\r'], " ").trim().to_string()
+}
+
+/// Text for a header or NOTE/STYLE line: one line, no `-->` (which would start a cue).
+fn block_safe(text: &str) -> String {
+    text.replace(['\n', '\r'], " ")
+        .replace("-->", "->")
+        .trim()
+        .to_string()
+}
+
+/// A CSS string body: quotes and backslashes escaped, so any speaker name selects itself.
+fn css_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '"' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.replace("-->", "-\\->")
+}
+
 /// The cue's lines with embedded newlines split out and blank lines removed.
 pub(crate) fn displayable_lines(cue: &Cue) -> Vec<&str> {
     cue.lines
         .iter()
-        .flat_map(|line| line.lines())
+        // A lone CR ends a line in WebVTT as LF does; `str::lines` would keep it, and
+        // two of them would end the cue early, losing the rest of its text.
+        .flat_map(|line| line.split(['\r', '\n']))
         .filter(|line| !line.trim().is_empty())
         .collect()
 }
@@ -137,12 +236,9 @@ impl VttError {
         }
     }
 
-    /// Not WebVTT at all is unsupported input; WebVTT with a broken cue is damaged input.
+    /// Every syntax error is invalid subtitles (exit code 16, HTTP 422).
     pub fn code(&self) -> ErrorCode {
-        match self {
-            VttError::MissingHeader { .. } => ErrorCode::UnsupportedMedia,
-            _ => ErrorCode::CorruptMedia,
-        }
+        ErrorCode::InvalidSubtitles
     }
 }
 
@@ -159,6 +255,21 @@ pub fn validate_webvtt(text: &str) -> Result<(), VttError> {
 /// and the entities `&amp; &lt; &gt; &nbsp; &lrm; &rlm;` are decoded, so cue lines hold the
 /// plain text a viewer reads. Lines that are blank apart from whitespace end a block.
 pub fn parse_webvtt(text: &str) -> Result<Vec<Cue>, VttError> {
+    Ok(parse_webvtt_located(text)?
+        .into_iter()
+        .map(|located| located.cue)
+        .collect())
+}
+
+/// A parsed cue and the 1-based line of its timing line, for messages about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocatedCue {
+    pub line: usize,
+    pub cue: Cue,
+}
+
+/// [`parse_webvtt`], keeping where each cue is in the file.
+pub fn parse_webvtt_located(text: &str) -> Result<Vec<LocatedCue>, VttError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<&str> = split_lines(text);
     let header = lines.first().copied().unwrap_or("");
@@ -241,11 +352,14 @@ pub fn parse_webvtt(text: &str) -> Result<Vec<Cue>, VttError> {
             });
         }
         let (speaker, lines) = decode_payload(payload);
-        cues.push(Cue {
-            start_ms,
-            end_ms,
-            lines,
-            speaker,
+        cues.push(LocatedCue {
+            line: timing_line,
+            cue: Cue {
+                start_ms,
+                end_ms,
+                lines,
+                speaker,
+            },
         });
     }
     Ok(cues)
@@ -281,15 +395,16 @@ fn parse_timing(line: &str, line_number: usize) -> Result<(i64, i64), VttError> 
     let (left, right) = line.split_once("-->").ok_or_else(|| bad(line))?;
     let start_text = left.trim();
     let end_text = right.split_whitespace().next().unwrap_or("");
-    let start = parse_timestamp(start_text).ok_or_else(|| bad(start_text))?;
-    let end = parse_timestamp(end_text).ok_or_else(|| bad(end_text))?;
+    let start = parse_clock(start_text, '.').ok_or_else(|| bad(start_text))?;
+    let end = parse_clock(end_text, '.').ok_or_else(|| bad(end_text))?;
     Ok((start, end))
 }
 
 /// `[hh:]mm:ss.ttt` with at least two hour digits when hours are present, minutes and
 /// seconds below 60 and exactly three fraction digits, as the WebVTT spec requires.
-fn parse_timestamp(text: &str) -> Option<i64> {
-    let (clock, fraction) = text.split_once('.')?;
+/// `[hh:]mm:ss<sep>mmm` with `sep` as the milliseconds separator.
+pub(crate) fn parse_clock(text: &str, sep: char) -> Option<i64> {
+    let (clock, fraction) = text.split_once(sep)?;
     let digits = |s: &str, len: Option<usize>| {
         let ok = !s.is_empty()
             && s.chars().all(|c| c.is_ascii_digit())
@@ -365,9 +480,9 @@ mod tests {
 
     #[test]
     fn timestamps_follow_the_spec() {
-        assert_eq!(parse_timestamp("00:01.500"), Some(1500));
-        assert_eq!(parse_timestamp("01:02:03.004"), Some(3_723_004));
-        assert_eq!(parse_timestamp("100:00:00.000"), Some(360_000_000));
+        assert_eq!(parse_clock("00:01.500", '.'), Some(1500));
+        assert_eq!(parse_clock("01:02:03.004", '.'), Some(3_723_004));
+        assert_eq!(parse_clock("100:00:00.000", '.'), Some(360_000_000));
         for bad in [
             "1:02:03.004",
             "00:1.000",
@@ -378,7 +493,7 @@ mod tests {
             "aa:bb.ccc",
             "",
         ] {
-            assert_eq!(parse_timestamp(bad), None, "{bad:?} must be rejected");
+            assert_eq!(parse_clock(bad, '.'), None, "{bad:?} must be rejected");
         }
     }
 

@@ -29,7 +29,7 @@ fn check_invariants(transcript: &Transcript, cues: &[Cue], rules: &LayoutRules) 
         for line in &cue.lines {
             let single_word = !line.contains(' ');
             assert!(
-                line.chars().count() <= rules.max_chars_per_line || single_word,
+                vttiro_subtitles::display_width(line) <= rules.max_chars_per_line || single_word,
                 "cue {k} line too long ({} chars): {line:?}",
                 line.chars().count()
             );
@@ -223,14 +223,72 @@ fn short_cues_linger_into_silence_without_touching_the_next_cue() {
     let cues = layout(&transcript, &rules);
     check_invariants(&transcript, &cues, &rules);
     assert_eq!(cues.len(), 2);
-    // Wants 1000 ms, but the next cue starts at 1950 and needs an 80 ms gap.
-    assert_eq!((cues[0].start_ms, cues[0].end_ms), (1000, 1870));
+    // Wants 5/6 s, but may stay only 500 ms past its last word (the next cue's start
+    // minus the 83 ms gap would have allowed 1867).
+    assert_eq!((cues[0].start_ms, cues[0].end_ms), (1000, 1750));
     // Long enough to read already: it keeps its words' times.
     assert_eq!((cues[1].start_ms, cues[1].end_ms), (1950, 3200));
 
     let alone = transcript_from_words(vec![word("Yes.", 500, 700, None)]);
-    let cues = layout(&alone, &rules);
-    assert_eq!((cues[0].start_ms, cues[0].end_ms), (500, 1500));
+    let (cues, report) = vttiro_subtitles::layout_with_report(&alone, &rules);
+    assert_eq!((cues[0].start_ms, cues[0].end_ms), (500, 1200));
+    // 700 ms is under the 5/6-s minimum, and the layout says so instead of inventing time.
+    assert_eq!(report.violations.len(), 1, "{report:?}");
+    assert_eq!(
+        report.violations[0].rule,
+        vttiro_subtitles::LayoutRule::MinDuration
+    );
+}
+
+#[test]
+fn an_impossible_pace_degrades_predictably_and_is_reported() {
+    let rules = LayoutRules::default();
+    // 60 words in 3 s: no layout can be read at 17 characters per second.
+    let words: Vec<_> = (0..60)
+        .map(|i| word("word", 1000 + i * 50, 1000 + i * 50 + 45, None))
+        .collect();
+    let transcript = transcript_from_words(words);
+    let (cues, report) = vttiro_subtitles::layout_with_report(&transcript, &rules);
+    check_invariants(&transcript, &cues, &rules);
+    // Lines and cue length still hold; reading speed gives way and is reported per cue.
+    assert!(cues
+        .iter()
+        .all(|c| c.lines.len() <= 2 && c.lines.iter().all(|l| l.chars().count() <= 42)));
+    let slow: Vec<usize> = report
+        .violations
+        .iter()
+        .filter(|v| v.rule == vttiro_subtitles::LayoutRule::ReadingSpeed)
+        .map(|v| v.cue)
+        .collect();
+    assert_eq!(slow.len(), cues.len(), "{report:?}");
+    assert_eq!(report.cues, cues.len());
+    // The report is exactly what an independent check of the cues finds.
+    let mut rechecked = vttiro_subtitles::check_layout(&cues, &rules);
+    rechecked.sort_by_key(|v| v.cue);
+    assert_eq!(rechecked, report.violations);
+}
+
+#[test]
+fn line_length_counts_what_a_viewer_sees() {
+    let rules = LayoutRules {
+        max_chars_per_line: 10,
+        ..LayoutRules::default()
+    };
+    // "é" written as e + combining accent is one character on screen, and so is 👍🏽
+    // (two code points): 4 + 1 + 5 = 10 visible characters fill one line exactly,
+    // although they are 11 code points.
+    let transcript = transcript_from_words(vec![
+        word("cafe\u{301}", 0, 400, None),
+        word("abcde", 400, 800, None),
+    ]);
+    let cues = layout(&transcript, &rules);
+    assert_eq!(cues[0].lines, vec!["cafe\u{301} abcde".to_string()]);
+    let transcript = transcript_from_words(vec![
+        word("👍🏽👍🏽👍🏽", 0, 400, None),
+        word("abcdef", 400, 800, None),
+    ]);
+    let cues = layout(&transcript, &rules);
+    assert_eq!(cues[0].lines, vec!["👍🏽👍🏽👍🏽 abcdef".to_string()]);
 }
 
 #[test]

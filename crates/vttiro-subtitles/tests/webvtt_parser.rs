@@ -62,7 +62,7 @@ fn missing_header_is_unsupported_input() {
             matches!(error, VttError::MissingHeader { line: 1, .. }),
             "{text:?}: {error}"
         );
-        assert_eq!(error.code(), ErrorCode::UnsupportedMedia);
+        assert_eq!(error.code(), ErrorCode::InvalidSubtitles);
         assert!(error.to_string().starts_with("line 1: "), "{error}");
     }
 }
@@ -80,7 +80,7 @@ fn bad_timestamps_name_the_line_and_value() {
         }
     );
     assert_eq!(error.line(), 6);
-    assert_eq!(error.code(), ErrorCode::CorruptMedia);
+    assert_eq!(error.code(), ErrorCode::InvalidSubtitles);
     assert_eq!(
         error.to_string(),
         "line 6: invalid timestamp \"00:00:4.000\", expected [hh:]mm:ss.ttt"

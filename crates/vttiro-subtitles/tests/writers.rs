@@ -233,3 +233,91 @@ fn words_with_markup_characters_survive_layout_and_webvtt() {
     let parsed = parse_webvtt(&vtt).unwrap();
     assert_eq!(parsed[0].lines, ["if a < b && c --> d"]);
 }
+
+#[test]
+fn webvtt_header_metadata_note_style_and_identifiers() {
+    use vttiro_subtitles::{to_webvtt_with, VttOptions};
+    let cues = vec![
+        cue(0, 1500, &["Hello."], Some("Ana \"the\" Host")),
+        cue(1600, 3000, &["Hi."], Some("Bob")),
+        cue(3100, 4000, &["Bye."], Some("Ana \"the\" Host")),
+    ];
+    let vtt = to_webvtt_with(
+        &cues,
+        &VttOptions {
+            kind: Some("captions".into()),
+            language: Some("en".into()),
+            note: vec!["source: talk.mp4".into(), "model: tiny.en --> int8".into()],
+            cue_ids: true,
+            speaker_colours: true,
+        },
+    );
+    let expected = "WEBVTT
+Kind: captions
+Language: en
+
+NOTE
+source: talk.mp4
+model: tiny.en -> int8
+
+STYLE
+::cue(v[voice=\"Ana \\\"the\\\" Host\"]) { color: #ffffff; }
+::cue(v[voice=\"Bob\"]) { color: #e69f00; }
+
+1
+00:00:00.000 --> 00:00:01.500
+<v Ana \"the\" Host>Hello.
+
+2
+00:00:01.600 --> 00:00:03.000
+<v Bob>Hi.
+
+3
+00:00:03.100 --> 00:00:04.000
+<v Ana \"the\" Host>Bye.
+";
+    assert_eq!(vtt, expected);
+    // Identifiers, metadata, NOTE and STYLE blocks do not disturb a parser.
+    let parsed = parse_webvtt(&vtt).unwrap();
+    assert_eq!(parsed, cues);
+}
+
+#[test]
+fn srt_speakers_as_prefix_dash_or_omitted() {
+    use vttiro_subtitles::{to_srt_with, SrtSpeakers};
+    let cues = vec![
+        cue(0, 1000, &["Hello."], Some("Ana")),
+        cue(1100, 2000, &["Still me."], Some("Ana")),
+        cue(2100, 3000, &["Hi."], Some("Bob")),
+    ];
+    let dash = to_srt_with(&cues, SrtSpeakers::Dash);
+    assert_eq!(
+        dash,
+        "1\n00:00:00,000 --> 00:00:01,000\n- Hello.\n\n2\n00:00:01,100 --> 00:00:02,000\nStill me.\n\n3\n00:00:02,100 --> 00:00:03,000\n- Hi.\n\n"
+    );
+    let prefix = to_srt_with(&cues, SrtSpeakers::Prefix);
+    assert!(prefix.contains("\nAna: Still me.\n") && prefix.contains("\nBob: Hi.\n"));
+    let omitted = to_srt_with(&cues, SrtSpeakers::Omit);
+    assert!(!omitted.contains("Ana") && !omitted.contains("- "));
+}
+
+#[test]
+fn rttm_has_one_line_per_speaker_turn() {
+    let mut transcript = transcript_from_words(vec![
+        word("Hello", 0, 400, Some("spk 1")),
+        word("there.", 400, 900, Some("spk 1")),
+        word("Hi!", 1200, 1500, Some("B")),
+        word("Again.", 2000, 2600, Some("spk 1")),
+        word("unlabelled", 3000, 3300, None),
+    ]);
+    transcript.duration_ms = 4000;
+    let rttm = vttiro_subtitles::to_rttm(&transcript, "my talk");
+    assert_eq!(
+        rttm,
+        "SPEAKER my_talk 1 0.000 0.900 <NA> <NA> spk_1 <NA> <NA>\n\
+         SPEAKER my_talk 1 1.200 0.300 <NA> <NA> B <NA> <NA>\n\
+         SPEAKER my_talk 1 2.000 0.600 <NA> <NA> spk_1 <NA> <NA>\n"
+    );
+    let json: Value = serde_json::from_str(&to_json(&transcript, &json!({}))).unwrap();
+    assert_eq!(json["speakers"], json!(["spk 1", "B"]));
+}
