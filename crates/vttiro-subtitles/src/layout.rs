@@ -232,7 +232,11 @@ fn ends_sentence(text: &str) -> bool {
     let Some(last) = bare.chars().last() else {
         return false;
     };
-    matches!(last, '.' | '!' | '?' | '…' | '。' | '！' | '？') && !is_abbreviation(bare)
+    // Latin, CJK, Arabic (؟ and the Urdu full stop ۔) and Devanagari (।) sentence ends.
+    matches!(
+        last,
+        '.' | '!' | '?' | '…' | '。' | '！' | '？' | '؟' | '۔' | '।'
+    ) && !is_abbreviation(bare)
 }
 
 /// "Mr." and "J." end with a full stop without ending the sentence.
@@ -251,7 +255,7 @@ fn is_abbreviation(text: &str) -> bool {
 
 fn ends_clause(text: &str) -> bool {
     let bare = text.trim_end_matches(CLOSERS);
-    bare.ends_with([',', ';', ':', '—', '–', '、', '，', '；', '：'])
+    bare.ends_with([',', ';', ':', '—', '–', '、', '，', '；', '：', '،', '؛'])
 }
 
 /// Words a line or cue should not end on, because they bind to what follows.

@@ -434,3 +434,30 @@ fn narrower_rules_are_honoured() {
     check_invariants(&transcript, &cues, &rules);
     assert!(cues.iter().all(|c| c.lines.len() == 1));
 }
+
+#[test]
+fn right_to_left_text_keeps_logical_order_and_breaks_at_its_own_punctuation() {
+    let rules = LayoutRules {
+        max_chars_per_line: 20,
+        ..LayoutRules::default()
+    };
+    // Arabic with its own comma (،) and question mark (؟); letters stay in logical order
+    // (players apply the bidi algorithm), and the clause comma is where the line breaks.
+    let words = vec![
+        word("مرحبا", 0, 400, None),
+        word("بكم،", 400, 800, None),
+        word("كيف", 900, 1200, None),
+        word("حالكم", 1200, 1600, None),
+        word("اليوم؟", 1600, 2100, None),
+    ];
+    let transcript = transcript_from_words(words);
+    let cues = layout(&transcript, &rules);
+    check_invariants(&transcript, &cues, &rules);
+    assert_eq!(cues.len(), 1);
+    assert_eq!(
+        cues[0].lines,
+        vec!["مرحبا بكم،".to_string(), "كيف حالكم اليوم؟".to_string()]
+    );
+    let vtt = vttiro_subtitles::to_webvtt(&cues);
+    assert!(vtt.contains("مرحبا بكم،\nكيف حالكم اليوم؟\n"), "{vtt}");
+}
