@@ -87,6 +87,11 @@ fn parse_failure(code: ErrorCode, line: usize, text: String) -> ReadFailure {
 
 /// Reads and parses one file.
 fn read_cues(path: &Path) -> Result<Vec<LocatedCue>, ReadFailure> {
+    read_subtitles(path).map(|(_, cues)| cues)
+}
+
+/// Reads and parses one file, keeping its text for further checks.
+fn read_subtitles(path: &Path) -> Result<(String, Vec<LocatedCue>), ReadFailure> {
     let plain = |code, reason: String| ReadFailure {
         code,
         line: None,
@@ -113,13 +118,13 @@ fn read_cues(path: &Path) -> Result<Vec<LocatedCue>, ReadFailure> {
             ),
         )
     })?;
-    match format {
+    let cues = match format {
         SubtitleFormat::Vtt => parse_webvtt_located(&text)
-            .map_err(|e| parse_failure(e.code(), e.line(), e.to_string())),
-        SubtitleFormat::Srt => {
-            parse_srt_located(&text).map_err(|e| parse_failure(e.code(), e.line(), e.to_string()))
-        }
-    }
+            .map_err(|e| parse_failure(e.code(), e.line(), e.to_string()))?,
+        SubtitleFormat::Srt => parse_srt_located(&text)
+            .map_err(|e| parse_failure(e.code(), e.line(), e.to_string()))?,
+    };
+    Ok((text, cues))
 }
 
 pub fn validate(args: &ValidateArgs) -> i32 {
@@ -131,8 +136,8 @@ pub fn validate(args: &ValidateArgs) -> i32 {
     };
     let mut worst: Option<ErrorCode> = None;
     for path in &args.files {
-        let located = match read_cues(path) {
-            Ok(cues) => cues,
+        let (text, located) = match read_subtitles(path) {
+            Ok(read) => read,
             Err(failure) => {
                 // file:line: level: message, the form editors and CI annotations link.
                 match failure.line {
@@ -148,6 +153,14 @@ pub fn validate(args: &ValidateArgs) -> i32 {
         let cues: Vec<_> = located.iter().map(|l| l.cue.clone()).collect();
         let violations = check_layout(&cues, &rules);
         let level = if args.strict { "error" } else { "warning" };
+        let setting_warnings = if format_of(path) == Some(SubtitleFormat::Vtt) {
+            vttiro_subtitles::webvtt_setting_warnings(&text)
+        } else {
+            Vec::new()
+        };
+        for (line, message) in &setting_warnings {
+            println!("{}:{line}: {level}: {message}", path.display());
+        }
         for v in &violations {
             println!(
                 "{}:{}: {level}: cue {} {}: {}",
@@ -158,15 +171,15 @@ pub fn validate(args: &ValidateArgs) -> i32 {
                 v.detail
             );
         }
-        if args.strict && !violations.is_empty() && worst.is_none() {
+        let found = violations.len() + setting_warnings.len();
+        if args.strict && found > 0 && worst.is_none() {
             worst = Some(ErrorCode::SubtitleRulesBroken);
         }
         eprintln!(
-            "{}: {} cues, {} {level}{}",
+            "{}: {} cues, {found} {level}{}",
             path.display(),
             cues.len(),
-            violations.len(),
-            if violations.len() == 1 { "" } else { "s" }
+            if found == 1 { "" } else { "s" }
         );
     }
     worst.map_or(0, ErrorCode::exit_code)

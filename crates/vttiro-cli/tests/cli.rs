@@ -736,6 +736,18 @@ fn validate_reports_line_numbered_errors_and_layout_warnings() {
     let o = vttiro(&["validate", "--strict", "dense.vtt"], d);
     assert_eq!(o.status.code(), Some(17));
     assert!(String::from_utf8_lossy(&o.stdout).contains(": error: cue 1 line_length"));
+    // Cue settings a browser would drop are reported on their line too.
+    std::fs::write(
+        d.join("settings.vtt"),
+        "WEBVTT\n\n00:00:01.000 --> 00:00:03.000 align:middle\nshort\n",
+    )
+    .unwrap();
+    let o = vttiro(&["validate", "settings.vtt"], d);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        out.contains("settings.vtt:3: warning: cue setting \"align:middle\" ignored"),
+        "{out}"
+    );
     // Looser limits make the same file clean.
     let o = vttiro(
         &[

@@ -39,6 +39,6 @@ pub use report::{check_layout, LayoutReport, LayoutRule, LayoutViolation};
 pub use rttm::to_rttm;
 pub use srt::{parse_srt, parse_srt_located, to_srt, to_srt_with, SrtError, SrtSpeakers};
 pub use webvtt::{
-    parse_webvtt, parse_webvtt_located, to_webvtt, to_webvtt_with, validate_webvtt, LocatedCue,
-    VttError, VttOptions,
+    parse_webvtt, parse_webvtt_located, to_webvtt, to_webvtt_with, validate_webvtt,
+    webvtt_setting_warnings, LocatedCue, VttError, VttOptions,
 };

@@ -474,9 +474,76 @@ fn strip_tags(line: &str) -> String {
     out
 }
 
+/// Things a WebVTT parser accepts but skips, which usually mean an authoring mistake: cue
+/// settings that are unknown or malformed (players silently drop them), as
+/// `(line, message)`. Call it on text that [`parse_webvtt`] accepted.
+pub fn webvtt_setting_warnings(text: &str) -> Vec<(usize, String)> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut warnings = Vec::new();
+    for (index, line) in split_lines(text).iter().enumerate() {
+        let Some((_, right)) = line.split_once("-->") else {
+            continue;
+        };
+        let mut tokens = right.split_whitespace();
+        tokens.next(); // the end timestamp
+        for setting in tokens {
+            if let Some(problem) = setting_problem(setting) {
+                warnings.push((
+                    index + 1,
+                    format!("cue setting {setting:?} ignored: {problem}"),
+                ));
+            }
+        }
+    }
+    warnings
+}
+
+/// Why one `name:value` cue setting would be dropped by the W3C parsing rules, if it would.
+fn setting_problem(setting: &str) -> Option<String> {
+    let Some((name, value)) = setting.split_once(':') else {
+        return Some("not name:value".into());
+    };
+    if value.is_empty() {
+        return Some("empty value".into());
+    }
+    let percentage = |v: &str| {
+        v.strip_suffix('%')
+            .and_then(|n| n.parse::<f64>().ok())
+            .is_some_and(|n| (0.0..=100.0).contains(&n))
+    };
+    let ok = match name {
+        "vertical" => matches!(value, "rl" | "lr"),
+        "line" => {
+            let (position, alignment) = value.split_once(',').unwrap_or((value, "start"));
+            (percentage(position) || position.parse::<f64>().is_ok_and(|n| n.fract() == 0.0))
+                && matches!(alignment, "start" | "center" | "end")
+        }
+        "position" => {
+            let (position, alignment) = value.split_once(',').unwrap_or((value, "center"));
+            percentage(position) && matches!(alignment, "line-left" | "center" | "line-right")
+        }
+        "size" => percentage(value),
+        "align" => matches!(value, "start" | "center" | "end" | "left" | "right"),
+        "region" => !value.contains("-->"),
+        _ => return Some(format!("unknown setting {name:?}")),
+    };
+    (!ok).then(|| format!("invalid value for {name}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cue_settings_are_checked_like_a_browser_would() {
+        let text = "WEBVTT\n\n00:01.000 --> 00:02.000 align:center line:90% position:10%,line-left size:50%\nok\n\n00:03.000 --> 00:04.000 align:middle colour:red line:-1,end size:120%\nhm\n";
+        let warnings = webvtt_setting_warnings(text);
+        let lines: Vec<usize> = warnings.iter().map(|w| w.0).collect();
+        assert_eq!(lines, vec![6, 6, 6], "{warnings:?}");
+        assert!(warnings[0].1.contains("align"));
+        assert!(warnings[1].1.contains("unknown setting \"colour\""));
+        assert!(warnings[2].1.contains("size"));
+    }
 
     #[test]
     fn timestamps_follow_the_spec() {
