@@ -22,22 +22,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use common::{timed_words, transcript_from_words, word};
+use common::{cue, timed_words, transcript_from_words, word};
 use serde_json::Value;
 use vttiro_core::Word;
 use vttiro_subtitles::{layout, to_webvtt, to_webvtt_with, Cue, LayoutRules, VttOptions};
 
 /// Pinned so that a new release cannot change what "independent parser" means under us.
 const WEBVTT_PY_VERSION: &str = "0.6.0";
-
-fn cue(start_ms: i64, end_ms: i64, lines: &[&str], speaker: Option<&str>) -> Cue {
-    Cue {
-        start_ms,
-        end_ms,
-        lines: lines.iter().map(|l| l.to_string()).collect(),
-        speaker: speaker.map(str::to_string),
-    }
-}
 
 /// Text that looks like WebVTT syntax must reach the viewer as text.
 fn markup_lookalikes() -> Vec<Cue> {

@@ -8,15 +8,6 @@ use vttiro_subtitles::{
     OutputFormat,
 };
 
-fn cue(start_ms: i64, end_ms: i64, lines: &[&str], speaker: Option<&str>) -> Cue {
-    Cue {
-        start_ms,
-        end_ms,
-        lines: lines.iter().map(|l| l.to_string()).collect(),
-        speaker: speaker.map(str::to_string),
-    }
-}
-
 fn sample_cues() -> Vec<Cue> {
     vec![
         cue(480, 2055, &["Good evening, everyone."], None),

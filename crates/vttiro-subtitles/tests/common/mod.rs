@@ -4,6 +4,17 @@
 #![allow(dead_code)]
 
 use vttiro_core::{Segment, Transcript, Word};
+use vttiro_subtitles::Cue;
+
+/// A cue from its times, lines and optional speaker.
+pub fn cue(start_ms: i64, end_ms: i64, lines: &[&str], speaker: Option<&str>) -> Cue {
+    Cue {
+        start_ms,
+        end_ms,
+        lines: lines.iter().map(|l| l.to_string()).collect(),
+        speaker: speaker.map(str::to_string),
+    }
+}
 
 /// A passage read at about 150 words per minute, with a 900 ms pause after "finish.".
 pub const PASSAGE: &str = "Good evening, everyone. Tonight we are going to talk about the river \
