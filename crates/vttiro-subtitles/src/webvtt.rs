@@ -100,6 +100,11 @@ pub fn to_webvtt_with(cues: &[Cue], options: &VttOptions) -> String {
                     if !speaker.is_empty() {
                         out.push_str("<v ");
                         out.push_str(&escape(&speaker));
+                        // "Bob--" followed by the tag's ">" would read as a timing arrow;
+                        // the parser trims the space back off.
+                        if speaker.ends_with('-') {
+                            out.push(' ');
+                        }
                         out.push('>');
                     }
                 }
@@ -352,6 +357,10 @@ pub fn parse_webvtt_located(text: &str) -> Result<Vec<LocatedCue>, VttError> {
             });
         }
         let (speaker, lines) = decode_payload(payload);
+        // Markup alone (`<i></i>`) shows nothing: as empty as no text at all.
+        if lines.is_empty() {
+            return Err(VttError::EmptyCue { line: timing_line });
+        }
         cues.push(LocatedCue {
             line: timing_line,
             cue: Cue {
@@ -421,7 +430,10 @@ pub(crate) fn parse_clock(text: &str, sep: char) -> Option<i64> {
     if minutes > 59 || seconds > 59 {
         return None;
     }
-    Some(((hours * 60 + minutes) * 60 + seconds) * 1000 + millis)
+    // Checked: a hostile file can hold hours enough to overflow i64 milliseconds.
+    hours
+        .checked_mul(3_600_000)?
+        .checked_add((minutes * 60 + seconds) * 1000 + millis)
 }
 
 fn decode_payload(payload: &[&str]) -> (Option<String>, Vec<String>) {
@@ -431,7 +443,8 @@ fn decode_payload(payload: &[&str]) -> (Option<String>, Vec<String>) {
         let mut line: &str = line;
         if k == 0 {
             if let Some((annotation, rest)) = leading_voice_span(line) {
-                speaker = Some(unescape(annotation)).filter(|s| !s.is_empty());
+                // Trimmed after decoding: `&nbsp;` is whitespace the writer would drop.
+                speaker = Some(unescape(annotation).trim().to_string()).filter(|s| !s.is_empty());
                 line = rest;
             }
         }
