@@ -259,6 +259,31 @@ fn ends_clause(text: &str) -> bool {
 }
 
 /// Words a line or cue should not end on, because they bind to what follows.
+/// Articles never end a line or a cue while any other break fits: "the" at the end of a
+/// line, its noun on the next, is the one break every subtitle guideline forbids.
+fn is_article(text: &str) -> bool {
+    matches!(
+        text.to_lowercase().as_str(),
+        "a" | "an"
+            | "the"
+            | "le"
+            | "la"
+            | "les"
+            | "un"
+            | "une"
+            | "der"
+            | "die"
+            | "das"
+            | "el"
+            | "los"
+            | "las"
+            | "il"
+            | "lo"
+            | "gli"
+    )
+}
+const BREAK_AFTER_ARTICLE: f64 = 1000.0;
+
 fn binds_forward(text: &str) -> bool {
     matches!(
         text.to_lowercase().as_str(),
@@ -312,6 +337,8 @@ fn break_cost(tokens: &[Token], k: usize) -> f64 {
         0.0
     } else if ends_clause(&word.text) {
         BREAK_AT_CLAUSE
+    } else if is_article(&word.text) {
+        BREAK_AFTER_ARTICLE
     } else if binds_forward(&word.text) {
         BREAK_MID_SENTENCE + BREAK_BEFORE_BOUND_WORD
     } else {
@@ -431,6 +458,8 @@ fn balance_lines(words: &[Token], rules: &LayoutRules) -> Vec<String> {
             cost -= 250.0;
         } else if ends_clause(&word.text) {
             cost -= 100.0;
+        } else if is_article(&word.text) {
+            cost += 100_000.0;
         } else if binds_forward(&word.text) {
             cost += 150.0;
         }

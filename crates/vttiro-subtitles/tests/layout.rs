@@ -461,3 +461,25 @@ fn right_to_left_text_keeps_logical_order_and_breaks_at_its_own_punctuation() {
     let vtt = vttiro_subtitles::to_webvtt(&cues);
     assert!(vtt.contains("مرحبا بكم،\nكيف حالكم اليوم؟\n"), "{vtt}");
 }
+
+#[test]
+fn an_article_stays_with_its_noun_even_when_balance_suggests_otherwise() {
+    let rules = LayoutRules {
+        max_chars_per_line: 30,
+        ..LayoutRules::default()
+    };
+    // 33 characters need two lines. "Look at the / incomprehensibilities" is the best
+    // balanced split, but it strands the article; the article goes down with its noun,
+    // and the line breaks before the preposition that governs both.
+    let transcript = transcript(&timed_words("Look at the incomprehensibilities.", 0, &[]));
+    let cues = layout(&transcript, &rules);
+    check_invariants(&transcript, &cues, &rules);
+    assert_eq!(cues.len(), 1, "{cues:?}");
+    assert_eq!(
+        cues[0].lines,
+        vec![
+            "Look".to_string(),
+            "at the incomprehensibilities.".to_string()
+        ]
+    );
+}
