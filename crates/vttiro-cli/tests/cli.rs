@@ -803,3 +803,41 @@ fn convert_between_srt_and_webvtt_keeps_every_cue() {
     assert!(stderr(&o).contains("junk.srt: line 2:"), "{}", stderr(&o));
     assert!(!d.join("x.vtt").exists() && !d.join("x.txt").exists());
 }
+
+#[test]
+fn eval_scores_words_and_speakers_from_any_output_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("ref.rttm"),
+        "SPEAKER talk 1 0.000 2.000 <NA> <NA> A <NA> <NA>\nSPEAKER talk 1 2.000 2.000 <NA> <NA> B <NA> <NA>\n",
+    )
+    .unwrap();
+    // Speakers as vttiro writes them in WebVTT; Ben starts 0.5 s early (confusion).
+    std::fs::write(
+        d.join("out.vtt"),
+        "WEBVTT\n\n1\n00:00:00.000 --> 00:00:01.500\n<v Ana>Hello there,\n\n2\n00:00:01.500 --> 00:00:04.000\n<v Ben>general Kenobi.\n",
+    )
+    .unwrap();
+    let o = vttiro(
+        &["eval", "--ref", "ref.rttm", "--hyp", "out.vtt", "--json"],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let result: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(result["der"], 0.125, "{result}");
+    assert_eq!(result["stats"]["confusion_ms"], 500);
+    assert_eq!(result["missed"], 0.0);
+
+    std::fs::write(d.join("ref.txt"), "Hello there, General Kenobi!").unwrap();
+    let o = vttiro(&["eval", "--ref", "ref.txt", "--hyp", "out.vtt"], d);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "WER 0.00% (S 0 D 0 I 0 N 4)"
+    );
+    let o = vttiro(&["eval", "--ref", "ref.txt"], d);
+    assert_eq!(o.status.code(), Some(2));
+    let o = vttiro(&["eval", "--ref", "ref.rttm", "--hyp", "missing.rttm"], d);
+    assert_eq!(o.status.code(), Some(10));
+    assert!(stderr(&o).contains("missing.rttm"));
+}
