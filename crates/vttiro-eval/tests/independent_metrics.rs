@@ -77,6 +77,9 @@ fn random_rttm(rng: &mut Lcg, file: &str, speakers: u64, turns: u64) -> String {
 /// The venv with pyannote.metrics, built beside its final place and renamed into it so an
 /// interrupted install is never mistaken for a finished one.
 fn pyannote_python() -> PathBuf {
+    // Tests run on several threads; only one may build the venv.
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = BUILDING.lock().unwrap_or_else(|p| p.into_inner());
     let home = PathBuf::from(std::env::var_os("HOME").expect("HOME"));
     let venv = home.join(".cache/vttiro/pyannote-venv");
     let python = venv.join("bin/python");
@@ -221,6 +224,91 @@ fn der_agrees_with_pyannote_metrics() {
     }
     assert_eq!(ours.last().unwrap().der(), 0.0);
     eprintln!("largest DER difference from pyannote.metrics: {worst:.6}");
+}
+
+/// The same check on a real reference: pyannote.audio's two-speaker telephone sample
+/// (pinned wheel), against hypotheses a diarizer could plausibly produce.
+#[test]
+fn der_on_the_pyannote_sample_agrees_with_pyannote_metrics() {
+    let python = pyannote_python();
+    let sample = vttiro_fixtures::pyannote_sample();
+    let reference_text = std::fs::read_to_string(&sample.rttm).unwrap();
+    let reference = parse_rttm(&reference_text).unwrap();
+    let speakers: std::collections::BTreeSet<&str> =
+        reference.iter().map(|t| t.speaker.as_str()).collect();
+    assert_eq!(speakers.len(), 2, "{reference:?}");
+    let overlaps = reference.iter().enumerate().any(|(i, a)| {
+        reference[i + 1..]
+            .iter()
+            .any(|b| b.speaker != a.speaker && b.start_ms < a.end_ms && a.start_ms < b.end_ms)
+    });
+    assert!(overlaps, "the sample has overlapping speech");
+    let rttm = |turns: &[(i64, i64, String)]| -> String {
+        turns
+            .iter()
+            .map(|(s, e, who)| {
+                format!(
+                    "SPEAKER sample 1 {:.3} {:.3} <NA> <NA> {who} <NA> <NA>\n",
+                    *s as f64 / 1000.0,
+                    (e - s) as f64 / 1000.0
+                )
+            })
+            .collect()
+    };
+    // Late by 300 ms; everyone as one speaker; turns cut at 2-s boundaries and labelled
+    // by parity (a poor clusterer).
+    let late: Vec<_> = reference
+        .iter()
+        .map(|t| (t.start_ms + 300, t.end_ms + 300, t.speaker.clone()))
+        .collect();
+    let single: Vec<_> = reference
+        .iter()
+        .map(|t| (t.start_ms, t.end_ms, "one".to_string()))
+        .collect();
+    let mut chopped = Vec::new();
+    for t in &reference {
+        let mut s = t.start_ms;
+        while s < t.end_ms {
+            let e = (s / 2000 + 1) * 2000;
+            let e = e.min(t.end_ms);
+            chopped.push((s, e, format!("c{}", (s / 2000) % 2)));
+            s = e;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = Vec::new();
+    let mut ours = Vec::new();
+    for (k, hypothesis) in [late, single, chopped].iter().enumerate() {
+        let text = rttm(hypothesis);
+        let path = dir.path().join(format!("{k}.rttm"));
+        std::fs::write(&path, &text).unwrap();
+        args.push(sample.rttm.clone());
+        args.push(path);
+        ours.push(diarization_error_rate(
+            &reference,
+            &parse_rttm(&text).unwrap(),
+        ));
+    }
+    let output = Command::new(&python)
+        .arg("-c")
+        .arg(PYANNOTE_SCRIPT)
+        .args(&args)
+        .output()
+        .expect("run pyannote.metrics");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let theirs: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    for (k, (our, their)) in ours.iter().zip(&theirs).enumerate() {
+        let expected = their["diarization error rate"].as_f64().unwrap();
+        assert!(
+            (our.der() - expected).abs() <= 0.001,
+            "hypothesis {k}: ours {:.4} {our:?}, pyannote {their}",
+            our.der()
+        );
+    }
 }
 
 /// Applies random word edits to `text`: substitutions, deletions and insertions.

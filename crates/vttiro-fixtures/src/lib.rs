@@ -32,6 +32,49 @@ const PYWHISPERCPP_SDIST: PinnedArchive = PinnedArchive {
     sha256: "5df897e5dd9d9f16804fc937bd85b9f5880a0b29a55f8843585e0e03d76195e5",
 };
 
+const PYANNOTE_AUDIO_WHEEL: PinnedArchive = PinnedArchive {
+    file_name: "pyannote_audio-4.0.7-py3-none-any.whl",
+    url: "https://files.pythonhosted.org/packages/66/a3/1d03ed6c7669f7b94ce4a7ebe3b21f5c3b6331999a5680837e371e0a0537/pyannote_audio-4.0.7-py3-none-any.whl",
+    sha256: "852ea15c4d85bc34773e618267603ffca6a521669a74d33742692cc67fc700d6",
+};
+
+/// pyannote.audio's diarization sample: 30 s of two speakers on a telephone-quality line
+/// with one overlap, and its reference RTTM.
+#[derive(Debug, Clone)]
+pub struct DiarizationSample {
+    pub wav: PathBuf,
+    pub rttm: PathBuf,
+}
+
+/// The sample shipped in the `pyannote-audio==4.0.7` wheel (`pyannote/audio/sample/`).
+pub fn pyannote_sample() -> DiarizationSample {
+    let _guard = FETCH_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let out = fixture_dir().join("pyannote-sample");
+    let marker = out.join(format!(".complete-{}", PYANNOTE_AUDIO_WHEEL.sha256));
+    let sample = DiarizationSample {
+        wav: out.join("sample.wav"),
+        rttm: out.join("sample.rttm"),
+    };
+    if marker.exists() {
+        return sample;
+    }
+    let wheel = fetch_pinned(&PYANNOTE_AUDIO_WHEEL);
+    let _ = fs::remove_dir_all(&out);
+    fs::create_dir_all(&out).expect("create fixture subdir");
+    let mut archive =
+        zip::ZipArchive::new(fs::File::open(&wheel).expect("open wheel")).expect("read wheel");
+    for member in ["sample.wav", "sample.rttm"] {
+        let mut entry = archive
+            .by_name(&format!("pyannote/audio/sample/{member}"))
+            .expect("sample member in the pinned wheel");
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).expect("read wheel member");
+        fs::write(out.join(member), bytes).expect("write fixture member");
+    }
+    fs::write(&marker, b"").expect("write marker");
+    sample
+}
+
 /// The reference transcript of the JFK clip shipped in whisper.cpp's samples.
 pub const JFK_TRANSCRIPT: &str = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
 

@@ -5,6 +5,10 @@
 fn main() {
     match std::env::args().nth(1).as_deref() {
         Some("jfk") => println!("{}", vttiro_fixtures::jfk_wav().display()),
+        Some("pyannote-sample") => {
+            let sample = vttiro_fixtures::pyannote_sample();
+            println!("{}\t{}", sample.wav.display(), sample.rttm.display());
+        }
         Some("jfk-text") => println!("{}", vttiro_fixtures::JFK_TRANSCRIPT),
         Some("tiny-en-model") => println!("{}", vttiro_fixtures::tiny_en_model().display()),
         Some("librivox") => {
