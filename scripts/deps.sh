@@ -8,8 +8,9 @@
 #   time       peak-RSS measurement in bench/compare.sh
 #   sctk       NIST sclite, the reference WER the eval tests compare against
 #   chromium python3-venv  independent WebVTT readers for vttiro-subtitles' independent_parsers test
+#   flite      offline voices for scripts/make_dialogs.py's multi-speaker diarization dialogs
 set -euo pipefail
-pkgs=(ffmpeg sox cmake g++ pkg-config libopus-dev libclang-dev time ca-certificates curl chromium python3-venv sctk)
+pkgs=(ffmpeg sox cmake g++ pkg-config libopus-dev libclang-dev time ca-certificates curl chromium python3-venv sctk flite)
 python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3-pip)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -398,3 +398,36 @@ fn wer_agrees_with_sclite() {
     assert!(single.reference_words > 0);
     eprintln!("corpus WER: ours {our_err:.3}%, sclite {err}%");
 }
+
+/// The dialog generator (scripts/make_dialogs.py, flite voices) writes references whose
+/// RTTM parses, covers 2 to 5 speakers and scores perfectly against itself.
+#[test]
+fn generated_dialogs_carry_exact_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make_dialogs.py");
+    let status = Command::new("python3")
+        .arg(&script)
+        .arg(dir.path())
+        .args(["--count", "4", "--seed", "3", "--no-piper"])
+        .status()
+        .expect("python3 on PATH");
+    assert!(status.success(), "make_dialogs.py failed");
+    let mut counts = Vec::new();
+    for k in 1..=4 {
+        let rttm = std::fs::read_to_string(dir.path().join(format!("dialog-{k:02}.rttm"))).unwrap();
+        let turns = parse_rttm(&rttm).unwrap();
+        let stats = diarization_error_rate(&turns, &turns);
+        assert_eq!(stats.der(), 0.0);
+        counts.push(stats.reference_speakers);
+        let meta: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(format!("dialog-{k:02}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert!(meta.to_string().contains("turns"), "{meta}");
+        for ext in ["wav", "mp4", "webm", "txt"] {
+            assert!(dir.path().join(format!("dialog-{k:02}.{ext}")).is_file());
+        }
+    }
+    counts.sort_unstable();
+    assert_eq!(counts, vec![2, 3, 4, 5]);
+}
