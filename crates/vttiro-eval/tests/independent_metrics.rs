@@ -142,6 +142,22 @@ for ref, hyp in zip(sys.argv[1::2], sys.argv[2::2]):
 print(json.dumps(out))
 "#;
 
+/// pyannote.metrics' detailed DER for each (reference, hypothesis) RTTM pair in `args`.
+fn pyannote_der(python: &Path, args: &[PathBuf]) -> Vec<serde_json::Value> {
+    let output = Command::new(python)
+        .arg("-c")
+        .arg(PYANNOTE_SCRIPT)
+        .args(args)
+        .output()
+        .expect("run pyannote.metrics");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 #[test]
 fn der_agrees_with_pyannote_metrics() {
     let python = pyannote_python();
@@ -182,18 +198,7 @@ fn der_agrees_with_pyannote_metrics() {
         &parse_rttm(&relabelled).unwrap(),
     ));
 
-    let output = Command::new(&python)
-        .arg("-c")
-        .arg(PYANNOTE_SCRIPT)
-        .args(&args)
-        .output()
-        .expect("run pyannote.metrics");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let theirs: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let theirs = pyannote_der(&python, &args);
     assert_eq!(theirs.len(), ours.len());
     let mut worst = 0.0f64;
     for (k, (our, their)) in ours.iter().zip(&theirs).enumerate() {
@@ -289,18 +294,7 @@ fn der_on_the_pyannote_sample_agrees_with_pyannote_metrics() {
             &parse_rttm(&text).unwrap(),
         ));
     }
-    let output = Command::new(&python)
-        .arg("-c")
-        .arg(PYANNOTE_SCRIPT)
-        .args(&args)
-        .output()
-        .expect("run pyannote.metrics");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let theirs: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let theirs = pyannote_der(&python, &args);
     for (k, (our, their)) in ours.iter().zip(&theirs).enumerate() {
         let expected = their["diarization error rate"].as_f64().unwrap();
         assert!(
