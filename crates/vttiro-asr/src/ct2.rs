@@ -86,16 +86,14 @@ fn parse_compute_type(name: &str, gpu: bool) -> Result<ComputeType, AsrError> {
 
 impl Ct2Engine {
     pub fn load(config: &LocalEngineConfig) -> Result<Self, AsrError> {
-        let gpu = match config.device {
-            Device::Gpu if !crate::gpu_support() => {
-                return Err(AsrError::Unavailable(
-                    "--device gpu: this vttiro build has no NVIDIA support; rebuild with `--features cuda` (CTranslate2 + CUDA) or use --device cpu".into(),
-                ))
-            }
-            Device::Gpu => true,
-            Device::Auto => crate::Capabilities::detect().nvidia_gpu && crate::gpu_support(),
-            Device::Cpu => false,
-        };
+        // The same rules (and messages) the CLI's backend selection applies.
+        let gpu = crate::select_backend(
+            Some(crate::BackendKind::Ct2),
+            config.device,
+            &crate::Capabilities::detect(),
+        )?
+        .device
+            == Device::Gpu;
         let dir = &config.model_dir;
         let streams = if gpu {
             1

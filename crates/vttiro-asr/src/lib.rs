@@ -166,14 +166,14 @@ pub struct LocalEngineConfig {
 /// Which compiled-in local backends this binary has, for `--engine local` selection and
 /// for `vttiro version`.
 pub fn available_backends() -> Vec<&'static str> {
-    let mut v = Vec::new();
-    if cfg!(feature = "ct2") {
-        v.push("ct2");
-    }
-    if cfg!(feature = "whispercpp") {
-        v.push("whispercpp");
-    }
-    v
+    let caps = Capabilities::detect();
+    [
+        (caps.ct2, BackendKind::Ct2),
+        (caps.whispercpp, BackendKind::WhisperCpp),
+    ]
+    .into_iter()
+    .filter_map(|(compiled, kind)| compiled.then_some(kind.as_str()))
+    .collect()
 }
 
 /// The language a model should decode in: English-only models accept only `en` (and
@@ -203,7 +203,7 @@ pub(crate) fn requested_language(
 
 /// Whether this build can drive an NVIDIA GPU through CTranslate2.
 pub fn gpu_support() -> bool {
-    cfg!(feature = "cuda")
+    Capabilities::detect().ct2_cuda
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -46,12 +46,7 @@ const SPACELESS_LANGUAGES: &[&str] = &["zh", "ja", "th", "lo", "my", "yue"];
 
 /// Whether this build's whisper.cpp was compiled with a GPU backend.
 pub fn whispercpp_gpu_support() -> bool {
-    cfg!(any(
-        feature = "metal",
-        feature = "hipblas",
-        feature = "vulkan",
-        feature = "whispercpp-cuda"
-    ))
+    crate::Capabilities::detect().whispercpp_gpu
 }
 
 /// The version of the bundled whisper.cpp.
@@ -196,16 +191,14 @@ impl WhisperCppEngine {
     /// `ggml-model[-q8_0|-q5_0].bin` (as `vttiro models convert` writes them), chosen by
     /// `config.compute_type`.
     pub fn load(config: &LocalEngineConfig) -> Result<Self, AsrError> {
-        let use_gpu = match config.device {
-            Device::Gpu if !whispercpp_gpu_support() => {
-                return Err(AsrError::Unavailable(
-                    "--device gpu: this vttiro build's whisper.cpp has no GPU backend; rebuild with `--features metal`, `hipblas`, `vulkan` or `whispercpp-cuda`, or use --device cpu".into(),
-                ))
-            }
-            Device::Gpu => true,
-            Device::Auto => whispercpp_gpu_support(),
-            Device::Cpu => false,
-        };
+        // The same rules (and messages) the CLI's backend selection applies.
+        let use_gpu = crate::select_backend(
+            Some(crate::BackendKind::WhisperCpp),
+            config.device,
+            &crate::Capabilities::detect(),
+        )?
+        .device
+            == Device::Gpu;
         let model_path = model_file(&config.model_dir, &config.compute_type)?;
         let header = read_header(&model_path)?;
         whisper_rs::install_logging_hooks();
