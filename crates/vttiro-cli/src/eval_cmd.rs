@@ -62,31 +62,26 @@ fn invalid(path: &Path, reason: impl std::fmt::Display) -> Failure {
     )
 }
 
-fn cues(path: &Path, text: &str) -> Result<Vec<vttiro_subtitles::Cue>, Failure> {
-    match extension(path).as_str() {
-        "vtt" => vttiro_subtitles::parse_webvtt(text).map_err(|e| invalid(path, e)),
-        "srt" => vttiro_subtitles::parse_srt(text).map_err(|e| invalid(path, e)),
-        other => Err((
-            ErrorCode::InvalidArgument,
-            format!("{}: unsupported extension {other:?}", path.display()),
-        )),
-    }
+/// Cues of a WebVTT or SRT file, read and parsed the way `validate` and `convert` do.
+fn cues(path: &Path) -> Result<Vec<vttiro_subtitles::Cue>, Failure> {
+    crate::subtitles_cmd::read_cues(path)
+        .map(|located| located.into_iter().map(|l| l.cue).collect())
+        .map_err(|failure| (failure.code, failure.message(path)))
 }
 
 /// The words of a hypothesis file of any format vttiro writes.
 fn hypothesis_text(path: &Path) -> Result<String, Failure> {
-    let text = read(path)?;
     match extension(path).as_str() {
-        "txt" => Ok(text),
+        "txt" => read(path),
         "json" => {
             let value: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| invalid(path, e))?;
+                serde_json::from_str(&read(path)?).map_err(|e| invalid(path, e))?;
             value["text"]
                 .as_str()
                 .map(str::to_string)
                 .ok_or_else(|| invalid(path, "no \"text\" field"))
         }
-        _ => Ok(cues(path, &text)?
+        _ => Ok(cues(path)?
             .iter()
             .map(|c| c.lines.join(" "))
             .collect::<Vec<_>>()
@@ -97,7 +92,6 @@ fn hypothesis_text(path: &Path) -> Result<String, Failure> {
 /// Speaker turns of a hypothesis: RTTM as is, WebVTT cues with voice spans, or the words
 /// of vttiro's JSON with their speakers.
 fn hypothesis_turns(path: &Path) -> Result<Vec<SpeakerTurn>, Failure> {
-    let text = read(path)?;
     let turn = |start_ms, end_ms, speaker: &str| SpeakerTurn {
         file: String::new(),
         start_ms,
@@ -105,10 +99,10 @@ fn hypothesis_turns(path: &Path) -> Result<Vec<SpeakerTurn>, Failure> {
         speaker: speaker.to_string(),
     };
     match extension(path).as_str() {
-        "rttm" => parse_rttm(&text).map_err(|e| invalid(path, e)),
+        "rttm" => parse_rttm(&read(path)?).map_err(|e| invalid(path, e)),
         "json" => {
             let transcript: vttiro_core::Transcript =
-                serde_json::from_str(&text).map_err(|e| invalid(path, e))?;
+                serde_json::from_str(&read(path)?).map_err(|e| invalid(path, e))?;
             Ok(transcript
                 .words()
                 .filter_map(|w| {
@@ -118,7 +112,7 @@ fn hypothesis_turns(path: &Path) -> Result<Vec<SpeakerTurn>, Failure> {
                 })
                 .collect())
         }
-        _ => Ok(cues(path, &text)?
+        _ => Ok(cues(path)?
             .iter()
             .filter_map(|c| c.speaker.as_deref().map(|s| turn(c.start_ms, c.end_ms, s)))
             .collect()),

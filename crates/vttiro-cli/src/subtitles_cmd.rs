@@ -60,15 +60,15 @@ fn format_of(path: &Path) -> Option<SubtitleFormat> {
 }
 
 /// Why a file could not be read as subtitles.
-struct ReadFailure {
-    code: ErrorCode,
+pub(crate) struct ReadFailure {
+    pub(crate) code: ErrorCode,
     line: Option<usize>,
     reason: String,
 }
 
 impl ReadFailure {
     /// `file: line N: reason`, the one-line form for error messages.
-    fn message(&self, path: &Path) -> String {
+    pub(crate) fn message(&self, path: &Path) -> String {
         match self.line {
             Some(line) => format!("{}: line {line}: {}", path.display(), self.reason),
             None => format!("{}: {}", path.display(), self.reason),
@@ -86,7 +86,7 @@ fn parse_failure(code: ErrorCode, line: usize, text: String) -> ReadFailure {
 }
 
 /// Reads and parses one file.
-fn read_cues(path: &Path) -> Result<Vec<LocatedCue>, ReadFailure> {
+pub(crate) fn read_cues(path: &Path) -> Result<Vec<LocatedCue>, ReadFailure> {
     read_subtitles(path).map(|(_, cues)| cues)
 }
 
