@@ -260,6 +260,8 @@ pub(crate) fn refine_segment_words(
 /// Quiet stretches shorter than this sit inside continuous speech (stop closures, soft
 /// consonants); longer ones are pauses.
 const MIN_PAUSE_S: f64 = 0.12;
+/// [`MIN_PAUSE_S`] in 10 ms envelope frames.
+const MIN_PAUSE_FRAMES: usize = 12;
 /// Sound kept on the speech side of a pause edge: consonant onsets and releases are
 /// quieter than the vowels around them.
 const EDGE_KEEP_FRAMES: usize = 2;
@@ -378,28 +380,15 @@ pub(crate) fn refine_onset(
     end: f64,
     speech_level: f32,
 ) -> f64 {
-    let Some(envelope) = WordEnvelope::new(audio, sample_rate, start, end, speech_level) else {
+    let Some(w) = WordEnvelope::new(audio, sample_rate, start, end, speech_level) else {
         return start;
     };
-    let WordEnvelope {
-        rms,
-        frame,
-        threshold,
-        first_loud: loudest,
-        peak,
-        ..
-    } = envelope;
-    let min_frames = (MIN_PAUSE_S * 100.0) as usize;
     // Leading quiet frames, however few, plus any pause before the peak.
-    let mut sound_from = loudest;
-    if let Some(&(_, run_end)) = quiet_runs(&rms[..peak], threshold, min_frames)
-        .iter()
-        .rev()
-        .find(|&&(first, _)| first <= peak)
-    {
-        sound_from = sound_from.max(run_end);
-    }
-    let onset = start + (sound_from.saturating_sub(EDGE_KEEP_FRAMES) * frame) as f64 / sample_rate;
+    let sound_from = quiet_runs(&w.rms[..w.peak], w.threshold, MIN_PAUSE_FRAMES)
+        .last()
+        .map_or(w.first_loud, |&(_, run_end)| w.first_loud.max(run_end));
+    let onset =
+        start + (sound_from.saturating_sub(EDGE_KEEP_FRAMES) * w.frame) as f64 / sample_rate;
     onset.min(end - 0.05).max(start)
 }
 
@@ -414,22 +403,13 @@ pub(crate) fn refine_offset(
     end: f64,
     speech_level: f32,
 ) -> f64 {
-    let Some(envelope) = WordEnvelope::new(audio, sample_rate, start, end, speech_level) else {
+    let Some(w) = WordEnvelope::new(audio, sample_rate, start, end, speech_level) else {
         return end;
     };
-    let WordEnvelope {
-        rms,
-        frame,
-        threshold,
-        last_loud,
-        peak,
-        ..
-    } = envelope;
-    let min_frames = (MIN_PAUSE_S * 100.0) as usize;
-    let sound_until = quiet_runs(&rms[peak..], threshold, min_frames)
+    let sound_until = quiet_runs(&w.rms[w.peak..], w.threshold, MIN_PAUSE_FRAMES)
         .first()
-        .map_or(last_loud + 1, |&(first, _)| peak + first);
-    let offset = start + ((sound_until + EDGE_KEEP_FRAMES) * frame) as f64 / sample_rate;
+        .map_or(w.last_loud + 1, |&(first, _)| w.peak + first);
+    let offset = start + ((sound_until + EDGE_KEEP_FRAMES) * w.frame) as f64 / sample_rate;
     offset.max(start + 0.05).min(end)
 }
 
@@ -449,14 +429,13 @@ pub(crate) fn refine_boundary(
         return None;
     }
     let threshold = quiet_threshold(&rms, speech_level);
-    let min_frames = (MIN_PAUSE_S * 100.0) as usize;
     let to_s = |f: usize| first.0 + (f * frame) as f64 / sample_rate;
     let boundary = first.1;
     // Only a pause with sound on both sides that starts before the aligner's boundary
     // (or within 50 ms after it): the aligner lets a word run on into a pause, it does
     // not end one early, and a pause further on belongs between later words. The latest
     // such pause is the one nearest the boundary.
-    let (run_first, run_end) = quiet_runs(&rms, threshold, min_frames)
+    let (run_first, run_end) = quiet_runs(&rms, threshold, MIN_PAUSE_FRAMES)
         .into_iter()
         .rfind(|&(a, b)| a > 0 && b < rms.len() && to_s(a) <= boundary + 0.05)?;
     let first_end = to_s(run_first + EDGE_KEEP_FRAMES);
