@@ -11,7 +11,7 @@ use crate::decode::{
     compression_ratio, refine_segment_words, refine_word_edges, skips_speech, split_segments,
     words_from_alignment, RawSegment, TimedWord, FRAME_SECONDS,
 };
-use crate::mel::{MelExtractor, HOP_LENGTH, WINDOW_FRAMES, WINDOW_SAMPLES};
+use crate::mel::{LogMel, MelExtractor, HOP_LENGTH, WINDOW_FRAMES, WINDOW_SAMPLES};
 use crate::tokenizer::WhisperTokenizer;
 use crate::{
     AsrError, AudioWindow, Device, Engine, EngineProgress, LocalEngineConfig, Task,
@@ -624,15 +624,19 @@ impl Ct2Engine {
         let mut first = vec![0.0f32; stream_map.len().min(WINDOW_SAMPLES)];
         stream_map.read(audio, 0, &mut first);
         let mel = self.mel.compute(&first, WINDOW_SAMPLES);
-        let mut features = mel.window(0);
+        self.detect_language(&self.encode_window(&mel, 0)?)
+    }
+
+    /// Runs the encoder on the 30-s window of `mel` starting at frame `seek`.
+    fn encode_window(&self, mel: &LogMel, seek: usize) -> Result<StorageView<'static>, AsrError> {
+        let mut features = mel.window(seek);
         let view = StorageView::new(
             &[1, self.mel.n_mels(), WINDOW_FRAMES],
             &mut features,
             sys::Device::CPU,
         )
         .map_err(failed)?;
-        let encoder_output = self.model.encode(&view, false).map_err(failed)?;
-        self.detect_language(&encoder_output)
+        self.model.encode(&view, false).map_err(failed)
     }
 
     /// Generates one window (with temperature fallback), splits it into segments and
@@ -749,15 +753,8 @@ impl Ct2Engine {
         while seek < content_frames {
             let segment_frames = (content_frames - seek).min(WINDOW_FRAMES);
             let window_start_s = seek as f64 * FRAME_SECONDS;
-            let mut features = mel.window(seek);
-            let view = StorageView::new(
-                &[1, self.mel.n_mels(), WINDOW_FRAMES],
-                &mut features,
-                sys::Device::CPU,
-            )
-            .map_err(failed)?;
             let started = Instant::now();
-            let encoder_output = self.model.encode(&view, false).map_err(failed)?;
+            let encoder_output = self.encode_window(&mel, seek)?;
             timings.encode_ms += started.elapsed().as_millis() as u64;
             timings.windows += 1;
 
