@@ -14,6 +14,9 @@ cargo test --release --workspace
 cargo clippy --release -p vttiro-asr -p vttiro-cli --features vttiro-asr/whispercpp,vttiro-cli/whispercpp --all-targets -- -D warnings
 cargo test --release -p vttiro-asr --features whispercpp --test whispercpp
 cargo test --release -p vttiro-cli --features whispercpp --test cli whispercpp
+# ONNX speaker models through tract are an opt-in feature of vttiro-diarize; lint and test it too.
+cargo clippy --release -p vttiro-diarize --features onnx --all-targets -- -D warnings
+cargo test --release -p vttiro-diarize --features onnx
 # The WebVTT parser under libFuzzer for a bounded minute (stable Rust, no sanitizer); a crash
 # is saved into crates/vttiro-subtitles/tests/fuzz-regressions/ and fails the run.
 bash scripts/fuzz.sh 60

@@ -44,13 +44,7 @@ pub struct MelExtractor {
 impl MelExtractor {
     pub fn new(n_mels: usize) -> Self {
         let mut planner = RealFftPlanner::<f32>::new();
-        let window = (0..N_FFT)
-            .map(|i| {
-                // Periodic Hann, as torch.hann_window(periodic=True).
-                let x = 2.0 * std::f64::consts::PI * i as f64 / N_FFT as f64;
-                (0.5 - 0.5 * x.cos()) as f32
-            })
-            .collect();
+        let window = vttiro_core::periodic_hann(N_FFT);
         MelExtractor {
             n_mels,
             filters: vttiro_core::slaney_mel_filters(n_mels),

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use vttiro_asr::Device;
+use vttiro_diarize::SpeakerCount;
 use vttiro_subtitles::OutputFormat;
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -29,6 +30,11 @@ pub struct RawConfig {
     pub output_dir: Option<PathBuf>,
     pub log_format: Option<String>,
     pub download: Option<bool>,
+    pub diarize: Option<bool>,
+    pub speakers: Option<usize>,
+    pub min_speakers: Option<usize>,
+    pub max_speakers: Option<usize>,
+    pub speaker_model: Option<String>,
 }
 
 macro_rules! for_each_field {
@@ -47,6 +53,11 @@ macro_rules! for_each_field {
         $m!(output_dir);
         $m!(log_format);
         $m!(download);
+        $m!(diarize);
+        $m!(speakers);
+        $m!(min_speakers);
+        $m!(max_speakers);
+        $m!(speaker_model);
     };
 }
 
@@ -105,6 +116,8 @@ pub fn defaults() -> RawConfig {
         vad: Some(true),
         log_format: Some("text".into()),
         download: Some(true),
+        diarize: Some(false),
+        speaker_model: Some("ge2e".into()),
         ..Default::default()
     }
 }
@@ -162,6 +175,11 @@ pub fn env_layer(lookup: impl Fn(&str) -> Option<String>) -> Result<RawConfig> {
         output_dir: lookup("VTTIRO_OUTPUT_DIR").map(PathBuf::from),
         log_format: lookup("VTTIRO_LOG_FORMAT"),
         download: parse_bool("VTTIRO_DOWNLOAD")?,
+        diarize: parse_bool("VTTIRO_DIARIZE")?,
+        speakers: parse_usize("VTTIRO_SPEAKERS")?,
+        min_speakers: parse_usize("VTTIRO_MIN_SPEAKERS")?,
+        max_speakers: parse_usize("VTTIRO_MAX_SPEAKERS")?,
+        speaker_model: lookup("VTTIRO_SPEAKER_MODEL"),
     })
 }
 
@@ -211,6 +229,42 @@ pub struct Settings {
     pub output_dir: Option<PathBuf>,
     pub log_format: LogFormat,
     pub download: bool,
+    pub diarize: bool,
+    pub speaker_count: SpeakerCount,
+    pub speaker_model: String,
+}
+
+/// More speakers than this in one recording is a typo, not a conversation.
+const MAX_SPEAKERS: usize = 50;
+
+fn speaker_count(raw: &RawConfig) -> Result<SpeakerCount> {
+    let check = |flag: &str, n: Option<usize>| -> Result<()> {
+        match n {
+            Some(n) if n == 0 || n > MAX_SPEAKERS => {
+                bail!("--{flag} {n}: expected 1..={MAX_SPEAKERS}")
+            }
+            _ => Ok(()),
+        }
+    };
+    check("speakers", raw.speakers)?;
+    check("min-speakers", raw.min_speakers)?;
+    check("max-speakers", raw.max_speakers)?;
+    let default = SpeakerCount::default();
+    let min = raw.min_speakers.unwrap_or(default.min);
+    let max = raw.max_speakers.unwrap_or(default.max.max(min));
+    if min > max {
+        bail!("--min-speakers {min} is more than --max-speakers {max}");
+    }
+    if let Some(n) = raw.speakers {
+        if raw.min_speakers.is_some_and(|m| m > n) || raw.max_speakers.is_some_and(|m| m < n) {
+            bail!("--speakers {n} contradicts --min-speakers/--max-speakers");
+        }
+    }
+    Ok(SpeakerCount {
+        exact: raw.speakers,
+        min,
+        max,
+    })
 }
 
 impl Settings {
@@ -284,6 +338,13 @@ impl Settings {
             output_dir: raw.output_dir.clone(),
             log_format,
             download: raw.download.unwrap_or(true),
+            // Asking for a speaker count is asking for speakers.
+            diarize: raw.diarize.unwrap_or(false)
+                || raw.speakers.is_some()
+                || raw.min_speakers.is_some()
+                || raw.max_speakers.is_some(),
+            speaker_count: speaker_count(raw)?,
+            speaker_model: raw.speaker_model.clone().unwrap_or_else(|| "ge2e".into()),
         })
     }
 }
@@ -346,6 +407,47 @@ mod tests {
         })
         .unwrap();
         assert_eq!(ok.formats, vec![OutputFormat::Vtt, OutputFormat::Json]);
+    }
+
+    #[test]
+    fn speaker_counts_are_checked_and_imply_diarization() {
+        let bad = |raw: RawConfig| Settings::validate(&raw).unwrap_err().to_string();
+        assert!(bad(RawConfig {
+            speakers: Some(0),
+            ..defaults()
+        })
+        .starts_with("--speakers 0"));
+        assert!(bad(RawConfig {
+            min_speakers: Some(4),
+            max_speakers: Some(2),
+            ..defaults()
+        })
+        .starts_with("--min-speakers 4"));
+        assert!(bad(RawConfig {
+            speakers: Some(5),
+            max_speakers: Some(3),
+            ..defaults()
+        })
+        .contains("contradicts"));
+        let plain = Settings::validate(&defaults()).unwrap();
+        assert!(!plain.diarize);
+        let two = Settings::validate(&RawConfig {
+            speakers: Some(2),
+            ..defaults()
+        })
+        .unwrap();
+        assert!(two.diarize);
+        assert_eq!(two.speaker_count.exact, Some(2));
+        let bounded = Settings::validate(&RawConfig {
+            min_speakers: Some(2),
+            max_speakers: Some(4),
+            ..defaults()
+        })
+        .unwrap();
+        assert_eq!(
+            (bounded.speaker_count.min, bounded.speaker_count.max),
+            (2, 4)
+        );
     }
 
     #[test]

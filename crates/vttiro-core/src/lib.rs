@@ -14,6 +14,6 @@ mod time;
 mod transcript;
 
 pub use error_code::ErrorCode;
-pub use mel_filters::{slaney_mel_filters, MEL_FFT_BINS};
+pub use mel_filters::{periodic_hann, slaney_mel_filters, MEL_FFT_BINS};
 pub use time::{ms_to_samples, samples_to_ms, seconds_to_ms, SAMPLE_RATE};
 pub use transcript::{Segment, SpeechRegion, Transcript, Word};

@@ -33,6 +33,18 @@ fn mel_to_hz(mel: f64) -> f64 {
     }
 }
 
+/// The periodic Hann window (`torch.hann_window(periodic=True)`, scipy's
+/// `get_window('hann', len, fftbins=True)`): the divisor is `len`, not `len - 1`, which is
+/// what both Whisper's and Resemblyzer's front ends were trained with.
+pub fn periodic_hann(len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|n| {
+            let phase = 2.0 * std::f64::consts::PI * n as f64 / len as f64;
+            (0.5 - 0.5 * phase.cos()) as f32
+        })
+        .collect()
+}
+
 /// `n_mels` triangular filters, row-major `[n_mels][201]`, computed in f64 and stored as
 /// f32 as librosa does.
 pub fn slaney_mel_filters(n_mels: usize) -> Vec<f32> {

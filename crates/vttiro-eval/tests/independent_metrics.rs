@@ -74,48 +74,9 @@ fn random_rttm(rng: &mut Lcg, file: &str, speakers: u64, turns: u64) -> String {
     out
 }
 
-/// The venv with pyannote.metrics, built beside its final place and renamed into it so an
-/// interrupted install is never mistaken for a finished one.
+/// The venv with pyannote.metrics (see [`vttiro_fixtures::python_venv`]).
 fn pyannote_python() -> PathBuf {
-    // Tests run on several threads; only one may build the venv.
-    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = BUILDING.lock().unwrap_or_else(|p| p.into_inner());
-    let home = PathBuf::from(std::env::var_os("HOME").expect("HOME"));
-    let venv = home.join(".cache/vttiro/pyannote-venv");
-    let python = venv.join("bin/python");
-    let ready = venv.join(".vttiro-ready");
-    if ready.exists() {
-        return python;
-    }
-    let building = home.join(format!(
-        ".cache/vttiro/pyannote-venv.{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&building);
-    let status = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&building)
-        .status()
-        .expect("python3 on PATH");
-    assert!(status.success(), "python3 -m venv failed");
-    let status = Command::new(building.join("bin/python"))
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ])
-        .args(PYANNOTE_PACKAGES)
-        .status()
-        .expect("pip");
-    assert!(status.success(), "pip install {PYANNOTE_PACKAGES:?} failed");
-    std::fs::write(building.join(".vttiro-ready"), PYANNOTE_PACKAGES.join("\n")).unwrap();
-    let _ = std::fs::remove_dir_all(&venv);
-    // A venv records its own path in its scripts; `python -m` keeps working after a move
-    // because bin/python is a symlink to the system interpreter and pyvenv.cfg is relative.
-    std::fs::rename(&building, &venv).unwrap();
-    python
+    vttiro_fixtures::python_venv("pyannote-venv", PYANNOTE_PACKAGES)
 }
 
 const PYANNOTE_SCRIPT: &str = r#"

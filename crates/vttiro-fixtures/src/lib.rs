@@ -38,6 +38,43 @@ const PYANNOTE_AUDIO_WHEEL: PinnedArchive = PinnedArchive {
     sha256: "852ea15c4d85bc34773e618267603ffca6a521669a74d33742692cc67fc700d6",
 };
 
+const RESEMBLYZER_WHEEL: PinnedArchive = PinnedArchive {
+    file_name: "Resemblyzer-0.1.4-py3-none-any.whl",
+    url: "https://files.pythonhosted.org/packages/d9/b5/d897d5de5b2123a1ad5d32e8e007d83f76582f5c32c60992577263bd7c7e/Resemblyzer-0.1.4-py3-none-any.whl",
+    sha256: "8f12eb2f1a9982d32e8db7856de754709b59c93a77bcf0ff536584b619a9dd1f",
+};
+
+/// The pinned Resemblyzer wheel itself (Apache-2.0), for tests that import a wheel.
+pub fn resemblyzer_wheel() -> PathBuf {
+    let _guard = FETCH_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    fetch_pinned(&RESEMBLYZER_WHEEL)
+}
+
+/// Resemblyzer's GE2E speaker encoder checkpoint (`resemblyzer/pretrained.pt`, a legacy
+/// PyTorch pickle of 17,090,379 bytes) from the pinned `Resemblyzer==0.1.4` wheel.
+pub fn resemblyzer_pretrained() -> PathBuf {
+    let _guard = FETCH_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let out = fixture_dir().join("resemblyzer");
+    let marker = out.join(format!(".complete-{}", RESEMBLYZER_WHEEL.sha256));
+    let checkpoint = out.join("pretrained.pt");
+    if marker.exists() {
+        return checkpoint;
+    }
+    let wheel = fetch_pinned(&RESEMBLYZER_WHEEL);
+    let _ = fs::remove_dir_all(&out);
+    fs::create_dir_all(&out).expect("create fixture subdir");
+    let mut archive =
+        zip::ZipArchive::new(fs::File::open(&wheel).expect("open wheel")).expect("read wheel");
+    let mut entry = archive
+        .by_name(vttiro_models::RESEMBLYZER_MEMBER)
+        .expect("pretrained.pt in the pinned wheel");
+    let mut bytes = Vec::new();
+    entry.read_to_end(&mut bytes).expect("read wheel member");
+    fs::write(&checkpoint, bytes).expect("write fixture member");
+    fs::write(&marker, b"").expect("write marker");
+    checkpoint
+}
+
 /// pyannote.audio's diarization sample: 30 s of two speakers on a telephone-quality line
 /// with one overlap, and its reference RTTM.
 #[derive(Debug, Clone)]
@@ -292,6 +329,14 @@ mod tests {
     }
 
     #[test]
+    fn resemblyzer_checkpoint_is_the_legacy_torch_pickle() {
+        let bytes = fs::read(resemblyzer_pretrained()).unwrap();
+        assert_eq!(bytes.len(), 17_090_379);
+        // PROTO 2, then LONG1 of 10 bytes: torch's legacy magic number.
+        assert_eq!(&bytes[..4], &[0x80, 0x02, 0x8a, 0x0a]);
+    }
+
+    #[test]
     fn librivox_clips_have_transcripts() {
         let clips = librivox();
         assert!(clips
@@ -299,4 +344,51 @@ mod tests {
             .all(|c| c.wav.exists() && c.transcript.split_whitespace().count() >= 5));
         assert!(clips[0].transcript.contains("dashwood"));
     }
+}
+
+/// A Python interpreter from a venv at `~/.cache/vttiro/<name>` holding exactly `packages`
+/// (pinned requirement strings), for tests that check vttiro against independent
+/// implementations published on PyPI. The venv is built beside its final place and renamed
+/// into it, so an interrupted install is never mistaken for a finished one, and it is
+/// rebuilt when the pinned package list changes.
+pub fn python_venv(name: &str, packages: &[&str]) -> PathBuf {
+    // Tests run on several threads; only one may build a venv at a time.
+    static BUILDING: Mutex<()> = Mutex::new(());
+    let _one = BUILDING.lock().unwrap_or_else(|p| p.into_inner());
+    let home = PathBuf::from(std::env::var_os("HOME").expect("HOME"));
+    let venv = home.join(".cache/vttiro").join(name);
+    let python = venv.join("bin/python");
+    let ready = venv.join(".vttiro-ready");
+    let wanted = packages.join("\n");
+    if fs::read_to_string(&ready).is_ok_and(|have| have == wanted) {
+        return python;
+    }
+    let building = home
+        .join(".cache/vttiro")
+        .join(format!("{name}.{}", std::process::id()));
+    let _ = fs::remove_dir_all(&building);
+    let status = std::process::Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&building)
+        .status()
+        .expect("python3 on PATH");
+    assert!(status.success(), "python3 -m venv failed");
+    let status = std::process::Command::new(building.join("bin/python"))
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(packages)
+        .status()
+        .expect("pip");
+    assert!(status.success(), "pip install {packages:?} failed");
+    fs::write(building.join(".vttiro-ready"), &wanted).expect("write venv marker");
+    let _ = fs::remove_dir_all(&venv);
+    // bin/python is a symlink to the system interpreter and pyvenv.cfg holds no venv path,
+    // so `python -m …` keeps working after the move.
+    fs::rename(&building, &venv).expect("move venv into place");
+    python
 }

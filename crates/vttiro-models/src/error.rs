@@ -66,6 +66,12 @@ pub enum ModelError {
     #[error("{path} is not a usable whisper.cpp (ggml) model: {reason}")]
     InvalidGgml { path: PathBuf, reason: String },
 
+    #[error("{path} is not a usable PyTorch checkpoint: {reason}")]
+    InvalidCheckpoint { path: PathBuf, reason: String },
+
+    #[error("{path} is not a usable speaker model: {reason}")]
+    InvalidSpeakerModel { path: PathBuf, reason: String },
+
     #[error("unknown ggml quantization `{value}`; valid: f16, q8_0, q5_0")]
     UnknownGgmlQuant { value: String },
 
@@ -106,7 +112,9 @@ impl ModelError {
             ModelError::InvalidModelDir { .. }
             | ModelError::InvalidManifest { .. }
             | ModelError::ConversionFailed { .. }
-            | ModelError::InvalidGgml { .. } => ErrorCode::ModelInvalid,
+            | ModelError::InvalidGgml { .. }
+            | ModelError::InvalidCheckpoint { .. }
+            | ModelError::InvalidSpeakerModel { .. } => ErrorCode::ModelInvalid,
             ModelError::Io { .. } => ErrorCode::Internal,
         }
     }

@@ -11,6 +11,11 @@
 //! [`ModelStore::pull_ggml`] fetches whisper.cpp's own conversions; both are recorded in a
 //! separate `vttiro-ggml.json` so the CTranslate2 manifest stays exact.
 //!
+//! Speaker-embedding models for diarization live beside them in `<dir>/speakers/<name>/`
+//! (see [`ModelStore::resolve_speaker_model`]): Resemblyzer's GE2E encoder, converted from
+//! its legacy PyTorch pickle by the `torch_legacy` reader into safetensors, and ONNX
+//! encoders from the hub.
+//!
 //! This crate does blocking I/O only. It must not depend on tokio, HTTP servers, the job
 //! queue or any inference engine; the CLI draws progress from [`DownloadProgress`]
 //! callbacks, and the engines receive an [`InstalledModel`] path.
@@ -26,8 +31,10 @@ mod hub;
 mod manifest;
 mod pypi;
 mod registry;
+mod speaker;
 mod staging;
 mod store;
+mod torch_legacy;
 
 pub use cache_dir::{default_model_dir, model_dir_from, MODEL_DIR_ENV};
 pub use convert::convert_ct2_to_ggml;
@@ -47,7 +54,14 @@ pub use registry::{
     lookup, source_for, spec_for, FileRule, ModelSource, ModelSpec, PypiFile, PypiSource,
     PypiWheel, WheelMember, CT2_WHISPER_FILES, REGISTRY,
 };
+pub use speaker::{
+    read_ge2e_safetensors, speaker_spec, write_ge2e_safetensors, InstalledSpeakerModel,
+    SpeakerManifest, SpeakerModelEntry, SpeakerModelKind, SpeakerModelSpec, SpeakerSource,
+    GE2E_FORMAT, GE2E_TENSORS, RESEMBLYZER_MEMBER, SPEAKER_DIR, SPEAKER_MANIFEST_FILE,
+    SPEAKER_REGISTRY,
+};
 pub use store::{
     validate_name, InstalledModel, ModelEntry, ModelStore, PullReport, SkippedSource, SourceChoice,
     VerifyReport,
 };
+pub use torch_legacy::{parse_torch_legacy, read_torch_legacy, TorchTensor};

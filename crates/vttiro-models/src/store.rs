@@ -16,6 +16,7 @@ use crate::hub::{DownloadProgress, HubClient};
 use crate::manifest::{Manifest, ManifestFile, MANIFEST_FILE};
 use crate::pypi;
 use crate::registry::{self, lookup, spec_for, ModelSource, ModelSpec, REGISTRY};
+use crate::speaker::SPEAKER_DIR;
 use crate::staging::Staging;
 
 pub(crate) const PARTIAL_DIR: &str = ".partial";
@@ -233,6 +234,12 @@ impl ModelStore {
     pub fn import_dir(&self, src: &Path, name: &str) -> Result<InstalledModel, ModelError> {
         validate_name(name)?;
         self.refuse_if_installed(name)?;
+        if self.find_speaker_model(name)?.is_some() {
+            return Err(ModelError::InvalidName {
+                name: name.to_owned(),
+                reason: "a speaker model is installed under that name".into(),
+            });
+        }
         let inspected = inspect_ct2_dir(src)?;
         let traits = inspected.traits;
         if let Some(spec) = lookup(name) {
@@ -567,7 +574,8 @@ fn installed_from(manifest: &Manifest, path: PathBuf) -> InstalledModel {
 }
 
 /// Names become directory names: one path component of safe characters, never hidden (the
-/// store's own bookkeeping directories start with a dot).
+/// store's own bookkeeping directories start with a dot), and never `speakers`, the
+/// directory that holds speaker models.
 pub fn validate_name(name: &str) -> Result<(), ModelError> {
     let invalid = |reason: &str| ModelError::InvalidName {
         name: name.to_owned(),
@@ -582,6 +590,9 @@ pub fn validate_name(name: &str) -> Result<(), ModelError> {
     if name.starts_with('.') {
         return Err(invalid("it starts with a dot"));
     }
+    if name == SPEAKER_DIR {
+        return Err(invalid("it is reserved for the speaker-model directory"));
+    }
     if !name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
@@ -593,11 +604,11 @@ pub fn validate_name(name: &str) -> Result<(), ModelError> {
     Ok(())
 }
 
-fn looks_like_path(text: &str) -> bool {
+pub(crate) fn looks_like_path(text: &str) -> bool {
     text.contains('/') || text.contains(std::path::MAIN_SEPARATOR) || text.starts_with('.')
 }
 
-fn is_plain_file_name(name: &str) -> bool {
+pub(crate) fn is_plain_file_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains('/') && !name.contains('\\')
 }
 
@@ -609,7 +620,7 @@ fn language_kind(english_only: bool) -> &'static str {
     }
 }
 
-fn copy_into(src: &Path, dst: &Path, name: &str) -> Result<ManifestFile, ModelError> {
+pub(crate) fn copy_into(src: &Path, dst: &Path, name: &str) -> Result<ManifestFile, ModelError> {
     let mut input = File::open(src).map_err(ModelError::io("open", src))?;
     let mut output = File::create(dst).map_err(ModelError::io("create", dst))?;
     let mut hasher = Sha256::new();
@@ -626,7 +637,7 @@ fn copy_into(src: &Path, dst: &Path, name: &str) -> Result<ManifestFile, ModelEr
     })
 }
 
-fn dir_size(dir: &Path) -> Result<u64, ModelError> {
+pub(crate) fn dir_size(dir: &Path) -> Result<u64, ModelError> {
     let mut total = 0;
     for entry in fs::read_dir(dir).map_err(ModelError::io("list", dir))? {
         let entry = entry.map_err(ModelError::io("list", dir))?;

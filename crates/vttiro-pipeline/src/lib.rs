@@ -1,9 +1,10 @@
 //! vttiro-pipeline runs the stages for one input — decode to 16 kHz mono, voice activity
-//! detection, pause-aligned chunk planning, recognition — and reports progress events
-//! and per-stage timings. It is the one place that knows the order of the stages, so the
+//! detection, pause-aligned chunk planning, recognition, optional speaker diarization —
+//! and reports progress events and per-stage timings. It is the one place that knows the order of the stages, so the
 //! CLI, the server's workers and the Python bindings all produce identical results.
 //!
-//! It talks to recognisers only through [`vttiro_asr::Engine`] and must not know about
+//! It talks to recognisers only through [`vttiro_asr::Engine`] and to speaker models only
+//! through [`vttiro_diarize::SpeakerEncoder`], and must not know about
 //! output formats, HTTP, databases or tokio; writing subtitles is the caller's job.
 
 use std::path::Path;
@@ -13,6 +14,7 @@ use serde::Serialize;
 use tracing::info;
 use vttiro_asr::{AsrError, AudioWindow, Engine, TranscribeOptions};
 use vttiro_core::{samples_to_ms, ErrorCode, SpeechRegion, Transcript};
+use vttiro_diarize::{Diarization, DiarizeError, DiarizeOptions, SpeakerEncoder};
 use vttiro_media::{DecodeOptions, DecoderKind, MediaError};
 use vttiro_vad::{ChunkParams, VadParams};
 
@@ -24,6 +26,15 @@ pub struct PipelineSettings {
     pub vad: VadParams,
     pub chunks: ChunkParams,
     pub transcribe: TranscribeOptions,
+    /// `Some` labels every word with its speaker (needs a speaker encoder at run time).
+    pub diarize: Option<DiarizeSettings>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DiarizeSettings {
+    pub options: DiarizeOptions,
+    /// Display names for speakers in order of first appearance; the rest are `Speaker N`.
+    pub names: Vec<String>,
 }
 
 impl PipelineSettings {
@@ -41,6 +52,7 @@ pub enum Stage {
     Decode,
     Vad,
     Transcribe,
+    Diarize,
 }
 
 impl Stage {
@@ -49,6 +61,7 @@ impl Stage {
             Stage::Decode => "decode",
             Stage::Vad => "vad",
             Stage::Transcribe => "transcribe",
+            Stage::Diarize => "diarize",
         }
     }
 }
@@ -65,6 +78,8 @@ pub struct Timings {
     pub decode_ms: u64,
     pub vad_ms: u64,
     pub transcribe_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diarize_ms: Option<u64>,
     pub total_ms: u64,
 }
 
@@ -85,6 +100,8 @@ pub struct PipelineOutput {
     pub timings: Timings,
     pub source: SourceSummary,
     pub speech: Vec<SpeechRegion>,
+    /// Speaker turns when diarization ran.
+    pub diarization: Option<Diarization>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +114,14 @@ pub enum PipelineError {
         #[source]
         source: AsrError,
     },
+    #[error("{input}: {source}")]
+    Diarize {
+        input: String,
+        #[source]
+        source: DiarizeError,
+    },
+    #[error("{input}: diarization was requested but no speaker model was given")]
+    NoSpeakerModel { input: String },
 }
 
 impl PipelineError {
@@ -104,6 +129,8 @@ impl PipelineError {
         match self {
             PipelineError::Media(e) => e.code(),
             PipelineError::Asr { source, .. } => source.code(),
+            PipelineError::Diarize { source, .. } => source.code(),
+            PipelineError::NoSpeakerModel { .. } => ErrorCode::InvalidArgument,
         }
     }
 }
@@ -202,23 +229,25 @@ pub fn prepare(
     })
 }
 
-/// Runs every stage for one input.
+/// Runs every stage for one input. `speakers` is required when `settings.diarize` is set.
 pub fn run(
     input: &Path,
     engine: &mut dyn Engine,
+    speakers: Option<&mut dyn SpeakerEncoder>,
     settings: &PipelineSettings,
     progress: &mut dyn FnMut(ProgressEvent),
 ) -> Result<PipelineOutput, PipelineError> {
     let prepared = prepare(input, settings, progress)?;
-    recognise(input, prepared, engine, settings, progress)
+    recognise(input, prepared, engine, speakers, settings, progress)
 }
 
-/// The second half of [`run`]: recognition over the planned windows. Split out so callers
-/// can reject bad media before paying for a model load.
+/// The second half of [`run`]: recognition over the planned windows, then diarization.
+/// Split out so callers can reject bad media before paying for a model load.
 pub fn recognise(
     input: &Path,
     prepared: Prepared,
     engine: &mut dyn Engine,
+    speakers: Option<&mut dyn SpeakerEncoder>,
     settings: &PipelineSettings,
     progress: &mut dyn FnMut(ProgressEvent),
 ) -> Result<PipelineOutput, PipelineError> {
@@ -264,11 +293,67 @@ pub fn recognise(
     transcript.duration_ms = samples_to_ms(prepared.samples.len());
     let mut timings = prepared.timings;
     timings.transcribe_ms = asr_started.elapsed().as_millis() as u64;
-    timings.total_ms = timings.decode_ms + timings.vad_ms + timings.transcribe_ms;
+    let diarization = match &settings.diarize {
+        None => None,
+        Some(diarize_settings) => {
+            let encoder = speakers.ok_or_else(|| PipelineError::NoSpeakerModel {
+                input: input.display().to_string(),
+            })?;
+            let started = Instant::now();
+            let result = diarize_transcript(
+                &prepared.samples,
+                &prepared.speech,
+                &mut transcript,
+                encoder,
+                diarize_settings,
+                progress,
+            )
+            .map_err(|source| PipelineError::Diarize {
+                input: input.display().to_string(),
+                source,
+            })?;
+            timings.diarize_ms = Some(started.elapsed().as_millis() as u64);
+            Some(result)
+        }
+    };
+    timings.total_ms = timings.decode_ms
+        + timings.vad_ms
+        + timings.transcribe_ms
+        + timings.diarize_ms.unwrap_or(0);
     Ok(PipelineOutput {
         transcript,
         timings,
         source: prepared.source,
         speech: prepared.speech,
+        diarization,
     })
+}
+
+/// Finds the speakers in the speech and writes them onto the transcript's words.
+pub fn diarize_transcript(
+    samples: &[f32],
+    speech: &[SpeechRegion],
+    transcript: &mut Transcript,
+    encoder: &mut dyn SpeakerEncoder,
+    settings: &DiarizeSettings,
+    progress: &mut dyn FnMut(ProgressEvent),
+) -> Result<Diarization, DiarizeError> {
+    progress(ProgressEvent {
+        stage: Stage::Diarize,
+        fraction: 0.0,
+    });
+    let mut diarization = vttiro_diarize::diarize(
+        samples,
+        speech,
+        encoder,
+        &settings.options,
+        &mut |fraction| {
+            progress(ProgressEvent {
+                stage: Stage::Diarize,
+                fraction,
+            })
+        },
+    )?;
+    vttiro_diarize::assign_speakers(transcript, &mut diarization, &settings.names);
+    Ok(diarization)
 }

@@ -36,7 +36,7 @@ pub use json::to_json;
 pub use layout::{layout, layout_with_report};
 pub use plain_text::to_txt;
 pub use report::{check_layout, LayoutReport, LayoutRule, LayoutViolation};
-pub use rttm::to_rttm;
+pub use rttm::{to_rttm, to_rttm_turns};
 pub use srt::{parse_srt, parse_srt_located, to_srt, to_srt_with, SrtError, SrtSpeakers};
 pub use webvtt::{
     parse_webvtt, parse_webvtt_located, to_webvtt, to_webvtt_with, validate_webvtt,

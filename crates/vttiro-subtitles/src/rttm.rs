@@ -7,6 +7,28 @@ use vttiro_core::Transcript;
 /// the same speaker form one turn, from its first word's start to its last word's end;
 /// words without a speaker are left out. Times are in seconds with millisecond precision.
 pub fn to_rttm(transcript: &Transcript, file_id: &str) -> String {
+    let mut turns: Vec<(i64, i64, &str)> = Vec::new();
+    let mut open: Option<(i64, i64, &str)> = None;
+    for word in transcript.words() {
+        let Some(speaker) = word.speaker.as_deref() else {
+            turns.extend(open.take());
+            continue;
+        };
+        match &mut open {
+            Some((_, end, current)) if *current == speaker => *end = (*end).max(word.end_ms),
+            _ => {
+                turns.extend(open.take());
+                open = Some((word.start_ms, word.end_ms, speaker));
+            }
+        }
+    }
+    turns.extend(open);
+    to_rttm_turns(&turns, file_id)
+}
+
+/// RTTM lines for speaker turns given directly as `(start_ms, end_ms, speaker)`, such as
+/// a diarizer's own turns, which also cover speech no word was recognised in.
+pub fn to_rttm_turns(turns: &[(i64, i64, &str)], file_id: &str) -> String {
     // RTTM fields are separated by spaces, so a name with spaces would shift every column.
     let field = |text: &str| -> String {
         let cleaned: String = text
@@ -20,31 +42,15 @@ pub fn to_rttm(transcript: &Transcript, file_id: &str) -> String {
         }
     };
     let file = field(file_id);
-    let mut out = String::new();
-    let mut turn: Option<(String, i64, i64)> = None;
-    let flush = |turn: &mut Option<(String, i64, i64)>, out: &mut String| {
-        if let Some((speaker, start, end)) = turn.take() {
-            out.push_str(&format!(
+    turns
+        .iter()
+        .map(|(start, end, speaker)| {
+            format!(
                 "SPEAKER {file} 1 {:.3} {:.3} <NA> <NA> {} <NA> <NA>\n",
-                start as f64 / 1000.0,
+                *start as f64 / 1000.0,
                 (end - start).max(0) as f64 / 1000.0,
-                field(&speaker)
-            ));
-        }
-    };
-    for word in transcript.words() {
-        let Some(speaker) = word.speaker.as_deref() else {
-            flush(&mut turn, &mut out);
-            continue;
-        };
-        match &mut turn {
-            Some((current, _, end)) if current == speaker => *end = (*end).max(word.end_ms),
-            _ => {
-                flush(&mut turn, &mut out);
-                turn = Some((speaker.to_string(), word.start_ms, word.end_ms));
-            }
-        }
-    }
-    flush(&mut turn, &mut out);
-    out
+                field(speaker)
+            )
+        })
+        .collect()
 }

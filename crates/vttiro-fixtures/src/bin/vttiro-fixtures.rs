@@ -1,6 +1,7 @@
 //! Prints fixture locations for scripts (the benchmark, the README demo), fetching and
 //! verifying them first: `vttiro-fixtures jfk` prints the JFK WAV path;
-//! `vttiro-fixtures librivox` prints `WAV<TAB>TRANSCRIPT` lines.
+//! `vttiro-fixtures librivox` prints `WAV<TAB>TRANSCRIPT` lines; `vttiro-fixtures
+//! resemblyzer` prints the path of Resemblyzer's GE2E `pretrained.pt`.
 
 fn main() {
     match std::env::args().nth(1).as_deref() {
@@ -8,6 +9,9 @@ fn main() {
         Some("pyannote-sample") => {
             let sample = vttiro_fixtures::pyannote_sample();
             println!("{}\t{}", sample.wav.display(), sample.rttm.display());
+        }
+        Some("resemblyzer") => {
+            println!("{}", vttiro_fixtures::resemblyzer_pretrained().display())
         }
         Some("jfk-text") => println!("{}", vttiro_fixtures::JFK_TRANSCRIPT),
         Some("tiny-en-model") => println!("{}", vttiro_fixtures::tiny_en_model().display()),
@@ -17,7 +21,9 @@ fn main() {
             }
         }
         _ => {
-            eprintln!("usage: vttiro-fixtures jfk|jfk-text|librivox|tiny-en-model");
+            eprintln!(
+                "usage: vttiro-fixtures jfk|jfk-text|librivox|pyannote-sample|resemblyzer|tiny-en-model"
+            );
             std::process::exit(2);
         }
     }

@@ -199,7 +199,12 @@ impl HubClient {
             .map_err(ModelError::io("create download dir", partial_dir))?;
         let mut fetched = Vec::with_capacity(wanted.len());
         for file in wanted {
-            let url = format!("{}/{repo}/resolve/{}/{file}", self.endpoint, info.commit);
+            let url = format!(
+                "{}/{repo}/resolve/{}/{}",
+                self.endpoint,
+                info.commit,
+                encode_path(file)
+            );
             fetched.push(transfer::fetch_file(
                 self,
                 model,
@@ -304,6 +309,20 @@ fn select_files(
     Ok(selected)
 }
 
+/// Percent-encodes a repository file path for a URL, keeping `/` between its segments.
+/// Names such as `voxceleb_CAM++.onnx` need it: a literal `+` may be read as a space.
+fn encode_path(path: &str) -> String {
+    let mut encoded = String::with_capacity(path.len());
+    for byte in path.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'/') {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
 fn short_commit(commit: &str) -> &str {
     commit.get(..12).unwrap_or(commit)
 }
@@ -344,6 +363,16 @@ mod tests {
             select_files(&without_weights, CT2_WHISPER_FILES).unwrap_err(),
             "model.bin"
         );
+    }
+
+    #[test]
+    fn file_paths_are_percent_encoded_except_separators() {
+        assert_eq!(encode_path("config.json"), "config.json");
+        assert_eq!(
+            encode_path("voxceleb_CAM++.onnx"),
+            "voxceleb_CAM%2B%2B.onnx"
+        );
+        assert_eq!(encode_path("sub dir/ä.bin"), "sub%20dir/%C3%A4.bin");
     }
 
     #[test]

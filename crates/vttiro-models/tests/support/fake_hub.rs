@@ -228,6 +228,7 @@ fn route(stream: &mut TcpStream, request: &RecordedRequest, state: &mut State) {
     }
     if let Some((repo, rest)) = path[1..].split_once("/resolve/") {
         let (revision, file_name) = rest.split_once('/').unwrap_or((rest, ""));
+        let file_name = percent_decode(file_name);
         let file = config.files.iter().find(|file| file.name == file_name);
         let known_revision = revision == "main" || revision == config.commit;
         let Some(file) = file.filter(|_| repo == config.repo && known_revision) else {
@@ -272,6 +273,30 @@ fn route(stream: &mut TcpStream, request: &RecordedRequest, state: &mut State) {
         );
     }
     respond(stream, 404, &[], b"no such route", None);
+}
+
+/// Request paths arrive percent-encoded, as the hub receives them.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let hex = bytes
+            .get(index + 1..index + 3)
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (bytes[index], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                index += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn cdn_base(state: &State) -> String {
