@@ -311,41 +311,6 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
         .collect())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jfk_clip_is_a_real_wav() {
-        let wav = jfk_wav();
-        let bytes = fs::read(&wav).unwrap();
-        assert_eq!(&bytes[..4], b"RIFF");
-        // 11 s of 16-bit mono at 16 kHz plus a header.
-        assert!(
-            bytes.len() > 340_000 && bytes.len() < 360_000,
-            "{}",
-            bytes.len()
-        );
-    }
-
-    #[test]
-    fn resemblyzer_checkpoint_is_the_legacy_torch_pickle() {
-        let bytes = fs::read(resemblyzer_pretrained()).unwrap();
-        assert_eq!(bytes.len(), 17_090_379);
-        // PROTO 2, then LONG1 of 10 bytes: torch's legacy magic number.
-        assert_eq!(&bytes[..4], &[0x80, 0x02, 0x8a, 0x0a]);
-    }
-
-    #[test]
-    fn librivox_clips_have_transcripts() {
-        let clips = librivox();
-        assert!(clips
-            .iter()
-            .all(|c| c.wav.exists() && c.transcript.split_whitespace().count() >= 5));
-        assert!(clips[0].transcript.contains("dashwood"));
-    }
-}
-
 /// A Python interpreter from a venv at `~/.cache/vttiro/<name>` holding exactly `packages`
 /// (pinned requirement strings), for tests that check vttiro against independent
 /// implementations published on PyPI. The venv is built beside its final place and renamed
@@ -391,4 +356,39 @@ pub fn python_venv(name: &str, packages: &[&str]) -> PathBuf {
     // so `python -m …` keeps working after the move.
     fs::rename(&building, &venv).expect("move venv into place");
     python
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jfk_clip_is_a_real_wav() {
+        let wav = jfk_wav();
+        let bytes = fs::read(&wav).unwrap();
+        assert_eq!(&bytes[..4], b"RIFF");
+        // 11 s of 16-bit mono at 16 kHz plus a header.
+        assert!(
+            bytes.len() > 340_000 && bytes.len() < 360_000,
+            "{}",
+            bytes.len()
+        );
+    }
+
+    #[test]
+    fn resemblyzer_checkpoint_is_the_legacy_torch_pickle() {
+        let bytes = fs::read(resemblyzer_pretrained()).unwrap();
+        assert_eq!(bytes.len(), 17_090_379);
+        // PROTO 2, then LONG1 of 10 bytes: torch's legacy magic number.
+        assert_eq!(&bytes[..4], &[0x80, 0x02, 0x8a, 0x0a]);
+    }
+
+    #[test]
+    fn librivox_clips_have_transcripts() {
+        let clips = librivox();
+        assert!(clips
+            .iter()
+            .all(|c| c.wav.exists() && c.transcript.split_whitespace().count() >= 5));
+        assert!(clips[0].transcript.contains("dashwood"));
+    }
 }
