@@ -9,7 +9,8 @@
 #    pooled DER (missed / false alarm / confusion) and how often the speaker count is right.
 # 2. Scores the pyannote-audio 4.0.7 sample (real telephone speech, two speakers).
 # 3. Transcribes the 10-minute benchmark video (bench/compare.sh builds it) with and
-#    without --diarize and prints the extra CPU time (user + sys) and wall time.
+#    without --diarize and prints the extra CPU time (user + sys) and wall time; set
+#    SKIP_COST=1 to leave this out while the machine is busy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT=${1:-20}
@@ -74,7 +75,9 @@ print(f"dialogs: pooled DER {pooled:.2f}% (missed {part('missed_ms'):.2f}%, fals
 EOF
 
 VIDEO=${BENCH_DIR:-$HOME/.cache/vttiro/bench}/speech-10min.mp4
-if [ -s "$VIDEO" ]; then
+if [ -n "${SKIP_COST:-}" ]; then
+  echo "cost measurement skipped (SKIP_COST is set)"
+elif [ -s "$VIDEO" ]; then
   cost() { # prints "cpu_s wall_s"
     /usr/bin/time -f '%U %S %e' -o "$WORK/time.txt" "$VTTIRO" transcribe "$VIDEO" \
       --threads "$THREADS" --format json -o "$WORK/10min.json" "$@" >/dev/null 2>&1

@@ -303,6 +303,49 @@ fn tanh(x: f32) -> f32 {
 /// Frames per window the encoder was trained on (1.6 s).
 pub const PARTIAL_FRAMES: usize = 160;
 
+/// Resemblyzer's partial-utterance scheme (`compute_partial_slices` with its defaults,
+/// 1.3 partials per second and 75% minimum coverage of the last one): the first mel frame
+/// of every 160-frame partial of an utterance of `n_samples`.
+pub fn partial_starts(n_samples: usize) -> Vec<usize> {
+    const RATE: f64 = 1.3;
+    const MIN_COVERAGE: f64 = 0.75;
+    let n_frames = (n_samples + 1).div_ceil(HOP);
+    let step = ((vttiro_core::SAMPLE_RATE as f64 / RATE) / HOP as f64).round() as usize;
+    let steps = (n_frames + step + 1).saturating_sub(PARTIAL_FRAMES).max(1);
+    let mut starts: Vec<usize> = (0..steps).step_by(step).collect();
+    let last = *starts.last().expect("at least one partial");
+    let coverage = (n_samples as f64 - (last * HOP) as f64) / (PARTIAL_FRAMES * HOP) as f64;
+    if coverage < MIN_COVERAGE && starts.len() > 1 {
+        starts.pop();
+    }
+    starts
+}
+
+impl Ge2eEncoder {
+    /// Resemblyzer's `embed_utterance`: the utterance is raised to -30 dBFS if quieter, its
+    /// mel frames computed once, each 1.6-s partial embedded, and the mean of the partial
+    /// embeddings L2-normalised.
+    pub fn embed_utterance(&self, samples: &[f32]) -> Vec<f32> {
+        let starts = partial_starts(samples.len());
+        let gain = loudness_gain(rms(samples));
+        let mels: Vec<f32> = starts
+            .iter()
+            .flat_map(|&first| self.front.frames(samples, first, PARTIAL_FRAMES, gain))
+            .collect();
+        let partials = self.embed_mels(&mels, PARTIAL_FRAMES);
+        let mut mean = vec![0.0f32; EMBEDDING_DIM];
+        for partial in &partials {
+            mean.iter_mut().zip(partial).for_each(|(m, x)| *m += x);
+        }
+        l2_normalise(&mut mean);
+        mean
+    }
+}
+
+fn rms(samples: &[f32]) -> f32 {
+    (samples.iter().map(|x| x * x).sum::<f32>() / samples.len().max(1) as f32).sqrt()
+}
+
 impl SpeakerEncoder for Ge2eEncoder {
     fn embed(&mut self, windows: &[&[f32]]) -> Result<Vec<Vec<f32>>, DiarizeError> {
         // Windows of equal frame counts share batches; the rest run in their own groups.
@@ -314,6 +357,13 @@ impl SpeakerEncoder for Ge2eEncoder {
                 .push(index);
         }
         let mut out = vec![Vec::new(); windows.len()];
+        // Longer than one partial: Resemblyzer's partial-utterance scheme, as trained.
+        for (index, window) in windows.iter().enumerate() {
+            if window.len() > PARTIAL_FRAMES * HOP {
+                out[index] = self.embed_utterance(window);
+            }
+        }
+        by_frames.retain(|&frames, _| frames <= PARTIAL_FRAMES);
         for (frames, members) in by_frames {
             let mut mels = Vec::with_capacity(members.len() * frames * N_MELS);
             for &index in &members {
@@ -341,6 +391,22 @@ impl SpeakerEncoder for Ge2eEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partials_follow_resemblyzers_slicing() {
+        // compute_partial_slices(n, rate=1.3, min_coverage=0.75), worked by hand: 4 s gives
+        // 401 frames and steps 0, 77, 154, 231, 308; the last covers 57.5% and is dropped.
+        assert_eq!(partial_starts(64_000), vec![0, 77, 154, 231]);
+        // 1.6 s exactly: one full partial, plus a second from frame 77 covering 51.9%,
+        // dropped.
+        assert_eq!(partial_starts(25_600), vec![0]);
+        // 2 s: frames 0 and 77; the second covers 76.9% (>= 75%) and stays.
+        assert_eq!(partial_starts(32_000), vec![0, 77]);
+        // 2.9 s: 0, 77 and 154, the last covering 85%.
+        assert_eq!(partial_starts(46_400), vec![0, 77, 154]);
+        // Shorter than a partial: always one, zero-padded.
+        assert_eq!(partial_starts(8_000), vec![0]);
+    }
 
     #[test]
     fn fast_exp_and_tanh_match_the_library_functions() {

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use vttiro_diarize::ge2e::{Ge2eEncoder, PARTIAL_FRAMES};
 use vttiro_diarize::mel::{MelFrontEnd, HOP};
-use vttiro_diarize::{diarize, DiarizeOptions, SpeakerCount};
+use vttiro_diarize::{diarize, DiarizeOptions, SpeakerCount, SpeakerEncoder};
 
 fn ge2e_weights() -> &'static Path {
     static MODEL: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
@@ -87,6 +87,47 @@ fn the_rust_encoder_matches_an_independent_numpy_forward_pass() {
     // The two telephone voices are further apart than either is from itself later on.
     let cos = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
     assert!(cos(&ours[1], &ours[2]) < 0.95);
+}
+
+/// Resemblyzer's partial-utterance scheme on a 7.3-s stretch of real speech (eight
+/// partials; a ninth would cover only 71% and is dropped) against the NumPy rendering of
+/// `embed_utterance`.
+#[test]
+fn utterances_are_embedded_with_resemblyzers_partial_scheme() {
+    let jfk = decode(&vttiro_fixtures::jfk_wav());
+    let utterance = &jfk[8_000..8_000 + 116_800];
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("utterance.f32");
+    let bytes: Vec<u8> = utterance.iter().flat_map(|x| x.to_le_bytes()).collect();
+    std::fs::write(&raw, bytes).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ge2e_reference.py");
+    let out = Command::new(numpy_python())
+        .arg(script)
+        .arg(ge2e_weights())
+        .arg(&raw)
+        .arg("utterance")
+        .output()
+        .expect("numpy reference");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reference: Vec<Vec<f64>> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut encoder = Ge2eEncoder::load(ge2e_weights(), 2).unwrap();
+    assert_eq!(
+        vttiro_diarize::ge2e::partial_starts(utterance.len()).len(),
+        8
+    );
+    // Through the trait: a window longer than one partial takes the same path.
+    let ours = encoder.embed(&[utterance]).unwrap().remove(0);
+    let worst = ours
+        .iter()
+        .zip(&reference[0])
+        .map(|(x, y)| (*x as f64 - y).abs())
+        .fold(0.0, f64::max);
+    eprintln!("utterance: largest difference from NumPy {worst:e}");
+    assert!(worst < 1e-4, "{worst}");
 }
 
 #[test]

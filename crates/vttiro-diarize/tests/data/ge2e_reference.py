@@ -6,7 +6,11 @@ samples, runs the three PyTorch-convention LSTM layers step by step in float64, 
 one JSON list of embeddings.
 
 usage: python ge2e_reference.py MODEL.safetensors WINDOWS.f32 FRAMES
-WINDOWS.f32 holds consecutive windows of FRAMES*160 little-endian float32 samples.
+       python ge2e_reference.py MODEL.safetensors UTTERANCE.f32 utterance
+WINDOWS.f32 holds consecutive windows of FRAMES*160 little-endian float32 samples; in the
+second form the file is one utterance, embedded the way Resemblyzer's embed_utterance
+does it (volume raised to -30 dBFS if quieter, 1.6-s partials at 1.3 per second, the last
+kept if it covers 75%, the mean of the partial embeddings normalised).
 """
 import json
 import struct
@@ -70,10 +74,33 @@ def embed(weights, mel):
     return e / np.linalg.norm(e)
 
 
+def embed_utterance(weights, wav):
+    rms = np.sqrt(np.mean((wav * 32767) ** 2))
+    change = -30 - 20 * np.log10(rms / 32767)
+    if change > 0:
+        wav = wav * 10 ** (change / 20)
+    n_frames = int(np.ceil((len(wav) + 1) / 160))
+    step = int(np.round((16000 / 1.3) / 160))
+    starts = list(range(0, max(1, n_frames - 160 + step + 1), step))
+    coverage = (len(wav) - starts[-1] * 160) / (160 * 160)
+    if coverage < 0.75 and len(starts) > 1:
+        starts.pop()
+    end = (starts[-1] + 160) * 160
+    if end >= len(wav):
+        wav = np.pad(wav, (0, end - len(wav)))
+    mel = mel_frames(wav, 1 + len(wav) // 160)
+    partials = np.array([embed(weights, mel[s:s + 160]) for s in starts])
+    mean = partials.mean(axis=0)
+    return mean / np.linalg.norm(mean)
+
+
 def main():
     weights = load_safetensors(sys.argv[1])
-    frames = int(sys.argv[3])
     samples = np.fromfile(sys.argv[2], dtype="<f4").astype(np.float64)
+    if sys.argv[3] == "utterance":
+        print(json.dumps([embed_utterance(weights, samples).tolist()]))
+        return
+    frames = int(sys.argv[3])
     windows = samples.reshape(-1, frames * 160)
     print(json.dumps([embed(weights, mel_frames(w, frames)).tolist() for w in windows]))
 
