@@ -27,6 +27,29 @@ fn numpy_python() -> PathBuf {
     vttiro_fixtures::python_venv("numpy-venv", &["numpy==2.1.3"])
 }
 
+/// Embeddings from tests/data/ge2e_reference.py for `samples` (written as raw f32), where
+/// `mode` is a frame count per window or `utterance`.
+fn numpy_reference(samples: &[f32], mode: &str) -> Vec<Vec<f64>> {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("samples.f32");
+    let bytes: Vec<u8> = samples.iter().flat_map(|x| x.to_le_bytes()).collect();
+    std::fs::write(&raw, bytes).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ge2e_reference.py");
+    let out = Command::new(numpy_python())
+        .arg(script)
+        .arg(ge2e_weights())
+        .arg(&raw)
+        .arg(mode)
+        .output()
+        .expect("numpy reference");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn decode(path: &Path) -> Vec<f32> {
     vttiro_media::decode(path, &Default::default())
         .expect("decode")
@@ -44,27 +67,8 @@ fn the_rust_encoder_matches_an_independent_numpy_forward_pass() {
         &sample[110_000..110_000 + len],
         &sample[240_000..240_000 + len],
     ];
-    let dir = tempfile::tempdir().unwrap();
-    let raw = dir.path().join("windows.f32");
-    let bytes: Vec<u8> = windows
-        .iter()
-        .flat_map(|w| w.iter().flat_map(|x| x.to_le_bytes()))
-        .collect();
-    std::fs::write(&raw, bytes).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ge2e_reference.py");
-    let out = Command::new(numpy_python())
-        .arg(script)
-        .arg(ge2e_weights())
-        .arg(&raw)
-        .arg(PARTIAL_FRAMES.to_string())
-        .output()
-        .expect("numpy reference");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let reference: Vec<Vec<f64>> = serde_json::from_slice(&out.stdout).unwrap();
+    let all: Vec<f32> = windows.concat();
+    let reference = numpy_reference(&all, &PARTIAL_FRAMES.to_string());
 
     let encoder = Ge2eEncoder::load(ge2e_weights(), 2).unwrap();
     let front = MelFrontEnd::new();
@@ -96,24 +100,7 @@ fn the_rust_encoder_matches_an_independent_numpy_forward_pass() {
 fn utterances_are_embedded_with_resemblyzers_partial_scheme() {
     let jfk = decode(&vttiro_fixtures::jfk_wav());
     let utterance = &jfk[8_000..8_000 + 116_800];
-    let dir = tempfile::tempdir().unwrap();
-    let raw = dir.path().join("utterance.f32");
-    let bytes: Vec<u8> = utterance.iter().flat_map(|x| x.to_le_bytes()).collect();
-    std::fs::write(&raw, bytes).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ge2e_reference.py");
-    let out = Command::new(numpy_python())
-        .arg(script)
-        .arg(ge2e_weights())
-        .arg(&raw)
-        .arg("utterance")
-        .output()
-        .expect("numpy reference");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let reference: Vec<Vec<f64>> = serde_json::from_slice(&out.stdout).unwrap();
+    let reference = numpy_reference(utterance, "utterance");
     let mut encoder = Ge2eEncoder::load(ge2e_weights(), 2).unwrap();
     assert_eq!(
         vttiro_diarize::ge2e::partial_starts(utterance.len()).len(),
