@@ -300,20 +300,26 @@ pub fn turns(
     boundaries: &std::collections::HashMap<usize, usize>,
 ) -> Vec<SampleTurn> {
     let mut out: Vec<SampleTurn> = Vec::new();
+    // `windows` lists each piece's windows as one run, in piece order.
+    let mut next_window = 0;
     for (index, piece) in pieces.iter().enumerate() {
-        let members: Vec<usize> = (0..windows.len())
-            .filter(|&w| windows[w].piece == index)
-            .collect();
+        let first = next_window;
+        while next_window < windows.len() && windows[next_window].piece == index {
+            next_window += 1;
+        }
         let mut cursor = piece.start;
-        for (i, &w) in members.iter().enumerate() {
-            let end = match members.get(i + 1) {
-                Some(&next) if labels[next] != labels[w] => boundaries
+        for w in first..next_window {
+            let next = w + 1;
+            let end = if next == next_window {
+                piece.end
+            } else if labels[next] != labels[w] {
+                boundaries
                     .get(&w)
                     .copied()
                     .unwrap_or((windows[w].centre() + windows[next].centre()) / 2)
-                    .clamp(cursor, piece.end),
-                Some(_) => continue,
-                None => piece.end,
+                    .clamp(cursor, piece.end)
+            } else {
+                continue;
             };
             out.push(SampleTurn {
                 start: cursor,
