@@ -56,7 +56,7 @@ impl Default for WindowPlan {
             hop: 12_000,
             min_quiet: 2 * SAMPLE_RATE as usize / 10,
             min_piece: 4 * SAMPLE_RATE as usize / 10,
-            max_merge_gap: 10 * SAMPLE_RATE as usize / 10,
+            max_merge_gap: SAMPLE_RATE as usize,
             background_db: 18.0,
         }
     }
