@@ -9,17 +9,22 @@
 //! The whisper.cpp backend (feature `whispercpp`, plus `metal`, `hipblas`, `vulkan` or
 //! `whispercpp-cuda` for its GPU backends) runs ggml models converted by vttiro-models.
 //!
-//! This is the only crate that knows CTranslate2 and whisper.cpp (and later cloud APIs).
+//! This is the only crate that knows CTranslate2 and whisper.cpp; cloud providers live in
+//! vttiro-cloud behind the same trait, and [`FallbackEngine`] chains any of them.
 //! It takes 16 kHz mono samples plus speech windows and returns a
 //! [`vttiro_core::Transcript`]; it must not know about files, containers, subtitles,
 //! HTTP servers, databases or tokio.
 
 #[cfg(feature = "ct2")]
 mod ct2;
+// Without a local backend only `compression_ratio` is used (by callers of the crate).
+#[cfg_attr(not(any(feature = "ct2", feature = "whispercpp")), allow(dead_code))]
 mod decode;
+mod fallback;
 pub mod mel;
 mod select;
 pub mod tokenizer;
+mod usage;
 #[cfg(feature = "whispercpp")]
 mod whispercpp;
 
@@ -30,7 +35,9 @@ use vttiro_core::{ErrorCode, Transcript};
 #[cfg(feature = "ct2")]
 pub use ct2::{Ct2Engine, Ct2Timings};
 pub use decode::compression_ratio;
+pub use fallback::{EngineFactory, FallbackEngine};
 pub use select::{select_backend, BackendKind, Capabilities, Selection};
+pub use usage::{FallbackAttempt, Usage};
 #[cfg(feature = "whispercpp")]
 pub use whispercpp::{whispercpp_gpu_support, whispercpp_version, WhisperCppEngine};
 
@@ -80,6 +87,12 @@ pub struct TranscribeOptions {
     pub suppress_blank: bool,
     /// Latest time (s) the first timestamp of a window may take.
     pub max_initial_timestamp: f32,
+    /// Ask engines that label speakers themselves (cloud providers) to do so.
+    pub speaker_labels: bool,
+    /// The number of speakers, when the caller knows it.
+    pub speakers_expected: Option<u32>,
+    /// Words and phrases to favour (AssemblyAI word boost, Deepgram keyterms).
+    pub vocabulary: Vec<String>,
 }
 
 impl Default for TranscribeOptions {
@@ -103,6 +116,9 @@ impl Default for TranscribeOptions {
             word_timestamps: true,
             suppress_blank: true,
             max_initial_timestamp: 1.0,
+            speaker_labels: false,
+            speakers_expected: None,
+            vocabulary: Vec::new(),
         }
     }
 }
@@ -126,6 +142,11 @@ pub trait Engine {
         options: &TranscribeOptions,
         progress: &mut dyn FnMut(EngineProgress),
     ) -> Result<Transcript, AsrError>;
+    /// Provider, billed audio and estimated cost of the most recent `transcribe`; local
+    /// engines bill nothing and may leave it to the caller.
+    fn usage(&self) -> Option<Usage> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +200,7 @@ pub fn available_backends() -> Vec<&'static str> {
 /// The language a model should decode in: English-only models accept only `en` (and
 /// decode in it when nothing is requested); multilingual models accept any code `knows`
 /// and leave `None` for detection.
+#[cfg_attr(not(any(feature = "ct2", feature = "whispercpp")), allow(dead_code))]
 pub(crate) fn requested_language(
     requested: Option<&str>,
     multilingual: bool,
@@ -219,6 +241,17 @@ pub enum AsrError {
         backend: &'static str,
         reason: String,
     },
+    /// A cloud provider failed in a way the error-code table names (bad key, quota, ...).
+    #[error("{provider}: {message}")]
+    Provider {
+        provider: &'static str,
+        code: ErrorCode,
+        message: String,
+    },
+    /// A failure from outside the engine proper — a fallback chain that ran out, or a
+    /// model that could not be fetched for a chain's local link — with its code.
+    #[error("{message}")]
+    Coded { code: ErrorCode, message: String },
 }
 
 impl AsrError {
@@ -228,6 +261,7 @@ impl AsrError {
             AsrError::ModelInvalid { .. } => ErrorCode::ModelInvalid,
             AsrError::Unavailable(_) => ErrorCode::EngineUnavailable,
             AsrError::Failed { .. } => ErrorCode::EngineFailed,
+            AsrError::Provider { code, .. } | AsrError::Coded { code, .. } => *code,
         }
     }
 }

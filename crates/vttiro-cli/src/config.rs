@@ -6,10 +6,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use vttiro_asr::Device;
+use vttiro_cloud::{PriceTable, Provider};
 use vttiro_diarize::SpeakerCount;
 use vttiro_subtitles::OutputFormat;
 
@@ -35,6 +37,15 @@ pub struct RawConfig {
     pub min_speakers: Option<usize>,
     pub max_speakers: Option<usize>,
     pub speaker_model: Option<String>,
+    /// Comma-separated words and names to favour (cloud key terms, local prompt).
+    pub vocabulary: Option<String>,
+    /// Cloud request timeout: seconds to wait for a provider to start answering.
+    pub cloud_timeout: Option<u64>,
+    /// Cloud attempts per request, the first included.
+    pub cloud_attempts: Option<u32>,
+    /// US dollars per audio minute by "provider/model" (or "provider/*"), overriding the
+    /// built-in list prices.
+    pub prices: Option<BTreeMap<String, f64>>,
 }
 
 macro_rules! for_each_field {
@@ -58,6 +69,10 @@ macro_rules! for_each_field {
         $m!(min_speakers);
         $m!(max_speakers);
         $m!(speaker_model);
+        $m!(vocabulary);
+        $m!(cloud_timeout);
+        $m!(cloud_attempts);
+        $m!(prices);
     };
 }
 
@@ -101,7 +116,8 @@ impl Layered {
 
 pub fn defaults() -> RawConfig {
     RawConfig {
-        model: Some("tiny.en".into()),
+        // No default model here: whether `model` was set decides if it names the model of
+        // a cloud engine (see `EngineChoice`); the local default is applied in `validate`.
         threads: Some(
             std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -180,6 +196,20 @@ pub fn env_layer(lookup: impl Fn(&str) -> Option<String>) -> Result<RawConfig> {
         min_speakers: parse_usize("VTTIRO_MIN_SPEAKERS")?,
         max_speakers: parse_usize("VTTIRO_MAX_SPEAKERS")?,
         speaker_model: lookup("VTTIRO_SPEAKER_MODEL"),
+        vocabulary: lookup("VTTIRO_VOCABULARY"),
+        cloud_timeout: lookup("VTTIRO_CLOUD_TIMEOUT")
+            .map(|v| {
+                v.parse()
+                    .with_context(|| format!("VTTIRO_CLOUD_TIMEOUT={v}: expected whole seconds"))
+            })
+            .transpose()?,
+        cloud_attempts: lookup("VTTIRO_CLOUD_ATTEMPTS")
+            .map(|v| {
+                v.parse()
+                    .with_context(|| format!("VTTIRO_CLOUD_ATTEMPTS={v}: expected a whole number"))
+            })
+            .transpose()?,
+        prices: None,
     })
 }
 
@@ -213,6 +243,73 @@ pub enum Backend {
     WhisperCpp,
 }
 
+/// One link of `--engine`: the local backends or a cloud provider, with its model when the
+/// entry names one (`openai:gpt-4o-transcribe`, `local:small.en`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineChoice {
+    pub provider: Option<Provider>,
+    pub model: Option<String>,
+}
+
+impl EngineChoice {
+    pub fn name(&self) -> &'static str {
+        self.provider.map(Provider::name).unwrap_or("local")
+    }
+
+    pub fn is_local(&self) -> bool {
+        self.provider.is_none()
+    }
+}
+
+fn engine_chain(text: &str, model: Option<&str>) -> Result<Vec<EngineChoice>> {
+    let mut chain = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, entry_model) = match entry.split_once(':') {
+            Some((n, m)) if !m.trim().is_empty() => (n.trim(), Some(m.trim().to_string())),
+            _ => (entry.trim_end_matches(':'), None),
+        };
+        let provider = if name.eq_ignore_ascii_case("local") {
+            None
+        } else {
+            Some(Provider::parse(name).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--engine {name}: expected local, openai, gemini, assemblyai or deepgram (comma-separated for a fallback chain)"
+                )
+            })?)
+        };
+        let choice = EngineChoice {
+            provider,
+            model: entry_model,
+        };
+        if chain.iter().any(|c: &EngineChoice| c == &choice) {
+            bail!("--engine {text}: {entry} is listed twice");
+        }
+        chain.push(choice);
+    }
+    if chain.is_empty() {
+        bail!("--engine: no engine given");
+    }
+    // `--model` names the first engine's model unless that entry names its own.
+    if let (Some(model), Some(first)) = (model, chain.first_mut()) {
+        if first.model.is_none() {
+            first.model = Some(model.to_string());
+        }
+    }
+    for choice in &chain {
+        if let (Some(provider), Some(model)) = (choice.provider, &choice.model) {
+            if vttiro_models::lookup(model).is_some() {
+                bail!(
+                    "--model {model} is a local Whisper model, not a {} model; use e.g. --engine {}:{} (or put local first in the chain)",
+                    provider.name(),
+                    provider.name(),
+                    provider.default_model()
+                );
+            }
+        }
+    }
+    Ok(chain)
+}
+
 /// Validated settings: every value here has been checked once.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -232,6 +329,12 @@ pub struct Settings {
     pub diarize: bool,
     pub speaker_count: SpeakerCount,
     pub speaker_model: String,
+    /// `--engine`, in fallback order.
+    pub engines: Vec<EngineChoice>,
+    pub vocabulary: Vec<String>,
+    pub cloud_timeout: Duration,
+    pub cloud_attempts: u32,
+    pub prices: PriceTable,
 }
 
 /// More speakers than this in one recording is a typo, not a conversation.
@@ -269,9 +372,25 @@ fn speaker_count(raw: &RawConfig) -> Result<SpeakerCount> {
 
 impl Settings {
     pub fn validate(raw: &RawConfig) -> Result<Settings> {
-        let engine = raw.engine.as_deref().unwrap_or("local");
-        if engine != "local" {
-            bail!("--engine {engine}: only the local engine is available in this build (cloud engines are not compiled in)");
+        let engines = engine_chain(
+            raw.engine.as_deref().unwrap_or("local"),
+            raw.model.as_deref(),
+        )?;
+        let cloud_timeout = raw.cloud_timeout.unwrap_or(600);
+        if cloud_timeout == 0 || cloud_timeout > 24 * 3600 {
+            bail!("--cloud-timeout {cloud_timeout}: expected 1..=86400 seconds");
+        }
+        let cloud_attempts = raw.cloud_attempts.unwrap_or(5);
+        if cloud_attempts == 0 || cloud_attempts > 20 {
+            bail!("--cloud-attempts {cloud_attempts}: expected 1..=20");
+        }
+        let mut prices = PriceTable::default();
+        for (key, price) in raw.prices.iter().flatten() {
+            let provider = key.split_once('/').and_then(|(p, _)| Provider::parse(p));
+            if provider.is_none() || !price.is_finite() || *price < 0.0 {
+                bail!("prices.\"{key}\" = {price}: expected \"provider/model\" (or \"provider/*\") = US dollars per minute");
+            }
+            prices.set(key, *price);
         }
         let threads = raw.threads.unwrap_or(1);
         if threads == 0 || threads > 256 {
@@ -325,7 +444,12 @@ impl Settings {
             }
         }
         Ok(Settings {
-            model: raw.model.clone().unwrap_or_else(|| "tiny.en".into()),
+            // The local engine's model: its chain entry's, else the built-in default.
+            model: engines
+                .iter()
+                .find(|c| c.is_local())
+                .and_then(|c| c.model.clone())
+                .unwrap_or_else(|| "tiny.en".into()),
             language,
             prompt: raw.prompt.clone().filter(|p| !p.trim().is_empty()),
             threads,
@@ -345,6 +469,19 @@ impl Settings {
                 || raw.max_speakers.is_some(),
             speaker_count: speaker_count(raw)?,
             speaker_model: raw.speaker_model.clone().unwrap_or_else(|| "ge2e".into()),
+            engines,
+            vocabulary: raw
+                .vocabulary
+                .as_deref()
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect(),
+            cloud_timeout: Duration::from_secs(cloud_timeout),
+            cloud_attempts,
+            prices,
         })
     }
 }
@@ -448,6 +585,68 @@ mod tests {
             (bounded.speaker_count.min, bounded.speaker_count.max),
             (2, 4)
         );
+    }
+
+    #[test]
+    fn engine_chains_take_models_per_entry_and_from_model() {
+        let chain = |engine: &str, model: Option<&str>| {
+            Settings::validate(&RawConfig {
+                engine: Some(engine.into()),
+                model: model.map(Into::into),
+                ..defaults()
+            })
+            .map(|s| {
+                s.engines
+                    .iter()
+                    .map(|c| format!("{}={}", c.name(), c.model.as_deref().unwrap_or("-")))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(chain("local", None).unwrap(), "local=-");
+        assert_eq!(
+            chain("deepgram, openai:gpt-4o-transcribe ,local", Some("nova-2")).unwrap(),
+            "deepgram=nova-2 openai=gpt-4o-transcribe local=-"
+        );
+        assert_eq!(
+            chain("local:small.en,deepgram", Some("base")).unwrap(),
+            "local=small.en deepgram=-"
+        );
+        assert!(chain("azure", None)
+            .unwrap_err()
+            .starts_with("--engine azure"));
+        assert!(chain("openai,openai", None).unwrap_err().contains("twice"));
+        assert!(chain("openai", Some("tiny.en"))
+            .unwrap_err()
+            .contains("local Whisper model"));
+        let plain = Settings::validate(&defaults()).unwrap();
+        assert_eq!(plain.model, "tiny.en");
+    }
+
+    #[test]
+    fn prices_from_configuration_override_the_table() {
+        let mut prices = BTreeMap::new();
+        prices.insert("deepgram/nova-3".to_string(), 0.01);
+        let settings = Settings::validate(&RawConfig {
+            prices: Some(prices.clone()),
+            ..defaults()
+        })
+        .unwrap();
+        assert_eq!(
+            settings
+                .prices
+                .estimate(Provider::Deepgram, "nova-3", 120.0),
+            Some(0.02)
+        );
+        prices.insert("azure/whisper".to_string(), 0.01);
+        let err = Settings::validate(&RawConfig {
+            prices: Some(prices),
+            ..defaults()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("prices.\"azure/whisper\""), "{err}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod config;
 mod eval_cmd;
 mod models_cmd;
+mod providers_cmd;
 mod subtitles_cmd;
 mod transcribe;
 
@@ -18,7 +19,7 @@ use config::{LogFormat, RawConfig};
 #[command(
     name = "vttiro",
     version,
-    about = "Video and audio to broadcast-quality WebVTT subtitles, offline.",
+    about = "Video and audio to broadcast-quality WebVTT subtitles, offline or with a cloud engine.",
     propagate_version = true
 )]
 struct Cli {
@@ -49,6 +50,8 @@ enum Command {
     Convert(subtitles_cmd::ConvertArgs),
     /// WER of a transcript, DER of speaker turns: `eval --ref REF --hyp HYP`.
     Eval(eval_cmd::EvalArgs),
+    /// List cloud engines: models, limits, prices and whether a key is set.
+    Providers(providers_cmd::ProvidersArgs),
     /// Print version, compiled-in backends and GPU support.
     Version,
 }
@@ -72,7 +75,8 @@ pub struct TranscribeArgs {
     /// Comma-separated formats: vtt, srt, json, txt, rttm.
     #[arg(long)]
     pub format: Option<String>,
-    /// Model name (see `vttiro models list`) or path to a CTranslate2 model directory.
+    /// Model: a local model name (see `vttiro models list`) or CTranslate2 directory, or the
+    /// cloud model of the first --engine (see `vttiro providers`).
     #[arg(long)]
     pub model: Option<String>,
     /// Spoken language (ISO 639-1), or auto to detect.
@@ -87,9 +91,20 @@ pub struct TranscribeArgs {
     /// auto, cpu or gpu.
     #[arg(long)]
     pub device: Option<String>,
-    /// Engine: local.
+    /// Engine: local (default), openai, gemini, assemblyai or deepgram; a comma-separated
+    /// list is a fallback chain (`deepgram,openai,local`). An entry may name its model
+    /// (`openai:gpt-4o-transcribe`); --model names the first engine's.
     #[arg(long)]
     pub engine: Option<String>,
+    /// Comma-separated words and names to favour (cloud key terms; appended to the prompt).
+    #[arg(long)]
+    pub vocabulary: Option<String>,
+    /// Seconds a cloud provider may take to start answering (default 600).
+    #[arg(long)]
+    pub cloud_timeout: Option<u64>,
+    /// Attempts per cloud request, the first included (default 5).
+    #[arg(long)]
+    pub cloud_attempts: Option<u32>,
     /// Local backend: auto, ct2 or whispercpp.
     #[arg(long)]
     pub backend: Option<String>,
@@ -154,6 +169,10 @@ impl TranscribeArgs {
             min_speakers: self.min_speakers,
             max_speakers: self.max_speakers,
             speaker_model: self.speaker_model.clone(),
+            vocabulary: self.vocabulary.clone(),
+            cloud_timeout: self.cloud_timeout,
+            cloud_attempts: self.cloud_attempts,
+            prices: None,
         }
     }
 }
@@ -163,7 +182,7 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| // Only our own crates speak by default: decoder libraries log recoverable
         // oddities that would break the one-line-per-error contract.
         tracing_subscriber::EnvFilter::new(
-            "off,vttiro_cli=warn,vttiro_pipeline=warn,vttiro_asr=warn,vttiro_media=warn,vttiro_models=warn,vttiro_vad=warn,vttiro_diarize=warn,vttiro_subtitles=warn",
+            "off,vttiro_cli=warn,vttiro_pipeline=warn,vttiro_asr=warn,vttiro_cloud=warn,vttiro_media=warn,vttiro_models=warn,vttiro_vad=warn,vttiro_diarize=warn,vttiro_subtitles=warn",
         ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -221,6 +240,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Eval(args) => eval_cmd::run(&args),
+        Command::Providers(args) => providers_cmd::run(&args, &settings),
         Command::Version => {
             println!("vttiro {}", env!("CARGO_PKG_VERSION"));
             println!("backends: {}", vttiro_asr::available_backends().join(", "));

@@ -7,16 +7,17 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use vttiro_asr::{
-    select_backend, BackendKind, Capabilities, Engine, LocalEngineConfig, Selection,
-    TranscribeOptions,
+    select_backend, AsrError, BackendKind, Capabilities, Engine, FallbackEngine, LocalEngineConfig,
+    Selection, TranscribeOptions, Usage,
 };
+use vttiro_cloud::{CloudConfig, Provider};
 use vttiro_core::ErrorCode;
 use vttiro_diarize::{DiarizeOptions, SpeakerEncoder};
 use vttiro_models::{ModelError, ModelStore, SpeakerModelKind};
 use vttiro_pipeline::{DiarizeSettings, PipelineSettings, ProgressEvent};
 use vttiro_subtitles::{LayoutRules, OutputFormat, VttOptions};
 
-use crate::config::{Backend, LogFormat, Settings};
+use crate::config::{Backend, EngineChoice, LogFormat, Settings};
 use crate::TranscribeArgs;
 
 /// A failure that names its input and carries the code that decides the exit status.
@@ -108,14 +109,26 @@ pub fn run(args: &TranscribeArgs, settings: &Settings) -> i32 {
         Backend::Ct2 => Some(BackendKind::Ct2),
         Backend::WhisperCpp => Some(BackendKind::WhisperCpp),
     };
-    let selection = match select_backend(requested, settings.device, &Capabilities::detect()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return e.code().exit_code();
+    let local_only = settings.engines.len() == 1 && settings.engines[0].is_local();
+    let selection = if settings.engines.iter().any(EngineChoice::is_local) {
+        match select_backend(requested, settings.device, &Capabilities::detect()) {
+            Ok(s) => {
+                tracing::info!(backend = %s.backend, device = ?s.device, "selected local backend");
+                Some(s)
+            }
+            // In a chain, a local engine that cannot run is one more link that fails.
+            Err(e) if local_only => {
+                eprintln!("error: {e}");
+                return e.code().exit_code();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the chain's local engine cannot run in this build");
+                None
+            }
         }
+    } else {
+        None
     };
-    tracing::info!(backend = %selection.backend, device = ?selection.device, "selected local backend");
 
     let pipeline = PipelineSettings {
         decode: vttiro_media::DecodeOptions {
@@ -127,6 +140,9 @@ pub fn run(args: &TranscribeArgs, settings: &Settings) -> i32 {
             language: settings.language.clone(),
             prompt: settings.prompt.clone(),
             beam_size: settings.beam_size,
+            speaker_labels: settings.diarize,
+            speakers_expected: settings.speaker_count.exact.map(|n| n as u32),
+            vocabulary: settings.vocabulary.clone(),
             ..Default::default()
         },
         diarize: settings.diarize.then(|| DiarizeSettings {
@@ -141,18 +157,38 @@ pub fn run(args: &TranscribeArgs, settings: &Settings) -> i32 {
 
     // Resolve (and if needed download) the model before touching any input, so a typo in
     // the model name fails at once; loading it waits until some input decodes.
-    let model = if args.dry_run {
-        None
-    } else {
+    // A local-only run resolves its model before touching any input, so a typo in the model
+    // name fails at once; a chain resolves it only if the chain falls back that far.
+    let plan = if args.dry_run {
+        EnginePlan::DryRun
+    } else if local_only {
+        let Some(selection) = selection else {
+            unreachable!("a local-only run without a backend returned above")
+        };
         match resolve_model(&settings, selection) {
-            Ok(m) => Some(m),
+            Ok(m) => EnginePlan::Local(m),
             Err((code, message)) => {
                 eprintln!("error: {message}");
                 return code.exit_code();
             }
         }
+    } else {
+        // One cloud engine without a key fails before any decoding; in a chain it is
+        // one more link that fails.
+        if settings.engines.len() == 1 {
+            let choice = &settings.engines[0];
+            let provider = choice.provider.expect("not local-only");
+            if let Err(e) = vttiro_cloud::build_engine(cloud_config(provider, choice, &settings)) {
+                eprintln!("error: {e}");
+                return e.code().exit_code();
+            }
+        }
+        EnginePlan::Chain(selection)
     };
-    let speaker_model = if args.dry_run || !settings.diarize {
+    // Providers that label speakers make the local speaker model unnecessary, unless the
+    // chain may fall back to an engine that does not.
+    let needs_speaker_model = settings.engines.iter().any(|c| !labels_speakers(c));
+    let speaker_model = if args.dry_run || !settings.diarize || !needs_speaker_model {
         None
     } else {
         match ensure_speaker_model(&settings.speaker_model, settings.download) {
@@ -186,7 +222,7 @@ pub fn run(args: &TranscribeArgs, settings: &Settings) -> i32 {
     let mut succeeded = 0usize;
     for input in &args.inputs {
         let models = Models {
-            asr: model.as_ref(),
+            plan: &plan,
             speakers: speaker_model.as_ref(),
         };
         match transcribe_one(
@@ -218,6 +254,8 @@ pub fn run(args: &TranscribeArgs, settings: &Settings) -> i32 {
                             | ErrorCode::ModelInvalid
                             | ErrorCode::EngineUnavailable
                             | ErrorCode::InvalidArgument
+                            | ErrorCode::ProviderAuth
+                            | ErrorCode::ProviderQuota
                     )
                 ) {
                     break;
@@ -261,6 +299,22 @@ fn speaker_names(list: Option<&str>) -> Vec<String> {
             .collect()
     })
     .unwrap_or_default()
+}
+
+/// `--engine` as the dry run reports it: `deepgram (nova-3) -> local (tiny.en)`.
+fn engine_description(settings: &Settings) -> String {
+    settings
+        .engines
+        .iter()
+        .map(|c| {
+            let model = match c.provider {
+                Some(p) => c.model.clone().unwrap_or_else(|| p.default_model().into()),
+                None => settings.model.clone(),
+            };
+            format!("{} ({model})", c.name())
+        })
+        .collect::<Vec<_>>()
+        .join(" -> ")
 }
 
 /// The speaker model `--diarize` loads: installed, a file path, or (when downloads are
@@ -322,11 +376,97 @@ fn load_speaker_encoder(
     }
 }
 
-/// The models one run uses; `None` for a dry run (and for speakers, without --diarize).
+/// Where this run's recogniser comes from.
+enum EnginePlan {
+    /// `--dry-run`: nothing is loaded.
+    DryRun,
+    /// The local engine alone, its model resolved up front.
+    Local(ResolvedModel),
+    /// Cloud engines, maybe with a local fallback (for which the backend selection is kept).
+    Chain(Option<Selection>),
+}
+
+/// The models one run uses (speakers: `None` without --diarize or when the engines label
+/// speakers themselves).
 #[derive(Clone, Copy)]
 struct Models<'a> {
-    asr: Option<&'a ResolvedModel>,
+    plan: &'a EnginePlan,
     speakers: Option<&'a vttiro_models::InstalledSpeakerModel>,
+}
+
+/// Whether `choice` labels speakers itself when asked.
+fn labels_speakers(choice: &EngineChoice) -> bool {
+    match choice.provider {
+        None => false,
+        Some(provider) => {
+            let model = choice.model.as_deref().unwrap_or(provider.default_model());
+            provider
+                .model_info(model)
+                .map(|m| m.speakers)
+                .unwrap_or(provider != Provider::OpenAi)
+        }
+    }
+}
+
+/// A provider's configuration: key and endpoint from the environment, model from the
+/// chain entry, timeouts, attempts and prices from the settings.
+fn cloud_config(provider: Provider, choice: &EngineChoice, settings: &Settings) -> CloudConfig {
+    let mut config = CloudConfig::from_lookup(provider, choice.model.as_deref(), |key| {
+        std::env::var(key).ok()
+    });
+    config.retry.response_timeout = settings.cloud_timeout;
+    config.retry.max_attempts = settings.cloud_attempts;
+    config.prices = settings.prices.clone();
+    config
+}
+
+/// The engine `--engine` asks for: the local one loaded now, or a fallback chain whose
+/// links are built when first reached.
+fn build_engine(
+    input: &Path,
+    settings: &Settings,
+    plan: &EnginePlan,
+) -> Result<Box<dyn Engine>, Failure> {
+    let selection = match plan {
+        EnginePlan::DryRun => unreachable!("dry runs build no engine"),
+        EnginePlan::Local(model) => return load_engine(input, settings, model),
+        EnginePlan::Chain(selection) => *selection,
+    };
+    let mut chain = FallbackEngine::new();
+    for choice in &settings.engines {
+        match choice.provider {
+            Some(provider) => {
+                let config = cloud_config(provider, choice, settings);
+                chain.push(
+                    provider.name(),
+                    Box::new(move || {
+                        vttiro_cloud::build_engine(config.clone()).map(|e| e as Box<dyn Engine>)
+                    }),
+                );
+            }
+            None => {
+                let settings = settings.clone();
+                let input = input.to_path_buf();
+                chain.push(
+                    "local",
+                    Box::new(move || {
+                        let selection = selection.ok_or_else(|| {
+                            AsrError::Unavailable(
+                                "no local backend is compiled into this build".into(),
+                            )
+                        })?;
+                        let model = resolve_model(&settings, selection)
+                            .map_err(|(code, message)| AsrError::Coded { code, message })?;
+                        load_engine(&input, &settings, &model).map_err(|f| AsrError::Coded {
+                            code: f.code,
+                            message: f.message,
+                        })
+                    }),
+                );
+            }
+        }
+    }
+    Ok(Box::new(chain))
 }
 
 /// The model files the selected backend loads.
@@ -420,19 +560,19 @@ fn transcribe_one(
 
     let prepared = vttiro_pipeline::prepare(input, pipeline, &mut on_progress)
         .map_err(|e| fail(input, e.code(), e.to_string()))?;
-    let Some(model) = models.asr else {
+    if let EnginePlan::DryRun = models.plan {
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
         println!(
-            "{}: {:.1} s of audio ({} via {}), {:.1} s of speech in {} chunks; model {}; would write {}",
+            "{}: {:.1} s of audio ({} via {}), {:.1} s of speech in {} chunks; engine {}; would write {}",
             input.display(),
             prepared.source.duration_ms as f64 / 1000.0,
             prepared.source.codec,
             prepared.source.decoder,
             prepared.source.speech_ms as f64 / 1000.0,
             prepared.windows.len(),
-            settings.model,
+            engine_description(settings),
             outputs
                 .iter()
                 .map(|(_, p)| p.display().to_string())
@@ -440,10 +580,10 @@ fn transcribe_one(
                 .join(", ")
         );
         return Ok(Vec::new());
-    };
+    }
 
     if engine.is_none() {
-        *engine = Some(load_engine(input, settings, model)?);
+        *engine = Some(build_engine(input, settings, models.plan)?);
     }
     let engine = engine.as_mut().expect("loaded above");
     if let (Some(speaker_model), None) = (models.speakers, speaker_encoder.as_ref()) {
@@ -466,8 +606,25 @@ fn transcribe_one(
     }
     let (cues, layout_report) =
         vttiro_subtitles::layout_with_report(&output.transcript, &LayoutRules::default());
+    let usage = engine
+        .usage()
+        .unwrap_or_else(|| Usage::local(engine.backend(), &output.transcript.model));
+    if !usage.fell_back_from.is_empty() {
+        eprintln!(
+            "{}: transcribed by {} after {} failed",
+            input.display(),
+            usage.provider,
+            usage
+                .fell_back_from
+                .iter()
+                .map(|a| format!("{} ({})", a.engine, a.code))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let extra = json!({
         "engine": engine.backend(),
+        "usage": usage,
         "timings": output.timings,
         "source": output.source,
         "vad": settings.vad,

@@ -28,12 +28,22 @@ pub enum ErrorCode {
     /// The requested engine, backend or device is not compiled into this build.
     EngineUnavailable,
     EngineFailed,
+    /// A cloud provider refused the API key (missing, wrong or revoked).
+    ProviderAuth,
+    /// A cloud provider's rate limit or quota stayed exhausted through every retry.
+    ProviderQuota,
+    /// A cloud provider refused the upload as too large, even after re-encoding and splitting.
+    ProviderInputTooLarge,
+    /// A cloud provider could not read the uploaded audio.
+    ProviderUnsupportedFormat,
+    /// A cloud provider was down, timing out or answering garbage, or its circuit is open.
+    ProviderUnavailable,
     OutputFailed,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::InvalidArgument,
         ErrorCode::InputNotFound,
         ErrorCode::InputIsDirectory,
@@ -50,6 +60,11 @@ impl ErrorCode {
         ErrorCode::ModelInvalid,
         ErrorCode::EngineUnavailable,
         ErrorCode::EngineFailed,
+        ErrorCode::ProviderAuth,
+        ErrorCode::ProviderQuota,
+        ErrorCode::ProviderInputTooLarge,
+        ErrorCode::ProviderUnsupportedFormat,
+        ErrorCode::ProviderUnavailable,
         ErrorCode::OutputFailed,
         ErrorCode::Internal,
     ];
@@ -73,6 +88,11 @@ impl ErrorCode {
             ErrorCode::ModelInvalid => "model_invalid",
             ErrorCode::EngineUnavailable => "engine_unavailable",
             ErrorCode::EngineFailed => "engine_failed",
+            ErrorCode::ProviderAuth => "provider_auth",
+            ErrorCode::ProviderQuota => "provider_quota",
+            ErrorCode::ProviderInputTooLarge => "provider_input_too_large",
+            ErrorCode::ProviderUnsupportedFormat => "provider_unsupported_format",
+            ErrorCode::ProviderUnavailable => "provider_unavailable",
             ErrorCode::OutputFailed => "output_failed",
             ErrorCode::Internal => "internal",
         }
@@ -99,6 +119,11 @@ impl ErrorCode {
             ErrorCode::ModelInvalid => 24,
             ErrorCode::EngineUnavailable => 30,
             ErrorCode::EngineFailed => 31,
+            ErrorCode::ProviderAuth => 32,
+            ErrorCode::ProviderQuota => 33,
+            ErrorCode::ProviderInputTooLarge => 34,
+            ErrorCode::ProviderUnsupportedFormat => 35,
+            ErrorCode::ProviderUnavailable => 36,
             ErrorCode::OutputFailed => 40,
             ErrorCode::Internal => 70,
         }
@@ -118,6 +143,12 @@ impl ErrorCode {
             ErrorCode::ModelDownloadFailed => 502,
             ErrorCode::ModelChecksumMismatch | ErrorCode::ModelInvalid => 500,
             ErrorCode::EngineFailed | ErrorCode::OutputFailed | ErrorCode::Internal => 500,
+            // The provider's key is the server's configuration, not the caller's: a bad
+            // gateway. Quota and outages pass; too-large and unreadable audio are the input's.
+            ErrorCode::ProviderAuth => 502,
+            ErrorCode::ProviderQuota | ErrorCode::ProviderUnavailable => 503,
+            ErrorCode::ProviderInputTooLarge => 413,
+            ErrorCode::ProviderUnsupportedFormat => 415,
         }
     }
 
@@ -128,6 +159,8 @@ impl ErrorCode {
             self,
             ErrorCode::ModelDownloadFailed
                 | ErrorCode::EngineFailed
+                | ErrorCode::ProviderQuota
+                | ErrorCode::ProviderUnavailable
                 | ErrorCode::OutputFailed
                 | ErrorCode::Internal
         )

@@ -56,6 +56,7 @@
 //! always agree. The default track is the one the container flags (Matroska `FlagDefault`, MP4
 //! `tkhd` enabled flag), else the first.
 
+mod encode;
 mod error;
 mod ffmpeg;
 mod in_process;
@@ -66,6 +67,7 @@ mod timeline;
 
 use std::path::{Path, PathBuf};
 
+pub use encode::{encode_ogg_opus, encode_wav, EncodeError};
 pub use error::{FfmpegUnavailable, MediaError};
 
 use in_process::InProcessFailure;

@@ -295,6 +295,12 @@ pub fn recognise(
     timings.transcribe_ms = asr_started.elapsed().as_millis() as u64;
     let diarization = match &settings.diarize {
         None => None,
+        // A cloud engine that labels speakers itself has done this stage already; its
+        // labels ("A", "0", "Speaker 1") are renamed like the diarizer's.
+        Some(diarize_settings) if transcript.words().any(|w| w.speaker.is_some()) => {
+            name_engine_speakers(&mut transcript, &diarize_settings.names);
+            None
+        }
         Some(diarize_settings) => {
             let encoder = speakers.ok_or_else(|| PipelineError::NoSpeakerModel {
                 input: input.display().to_string(),
@@ -327,6 +333,42 @@ pub fn recognise(
         speech: prepared.speech,
         diarization,
     })
+}
+
+/// Renames an engine's speaker labels to "Speaker N" (or `names`) in order of first
+/// appearance, and returns the names used.
+pub fn name_engine_speakers(transcript: &mut Transcript, names: &[String]) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    for word in transcript
+        .segments
+        .iter_mut()
+        .flat_map(|s| s.words.iter_mut())
+    {
+        let Some(label) = word.speaker.take() else {
+            continue;
+        };
+        let index = match seen.iter().position(|l| *l == label) {
+            Some(i) => i,
+            None => {
+                seen.push(label);
+                seen.len() - 1
+            }
+        };
+        word.speaker = Some(
+            names
+                .get(index)
+                .cloned()
+                .unwrap_or_else(|| format!("Speaker {}", index + 1)),
+        );
+    }
+    (0..seen.len())
+        .map(|i| {
+            names
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("Speaker {}", i + 1))
+        })
+        .collect()
 }
 
 /// Finds the speakers in the speech and writes them onto the transcript's words.

@@ -8,7 +8,14 @@ use std::process::{Command, Output};
 
 /// Runs `vttiro` in `cwd` with `store` as its model store and no user configuration.
 pub fn vttiro_in(args: &[&str], cwd: &Path, store: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vttiro"))
+    vttiro_env(args, cwd, store, &[])
+}
+
+/// [`vttiro_in`] with extra environment variables, and with every cloud provider's key and
+/// endpoint variable removed first so the developer's own keys can never be used.
+pub fn vttiro_env(args: &[&str], cwd: &Path, store: &Path, env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vttiro"));
+    command
         .args(args)
         .current_dir(cwd)
         .env("VTTIRO_MODEL_DIR", store)
@@ -16,8 +23,15 @@ pub fn vttiro_in(args: &[&str], cwd: &Path, store: &Path) -> Output {
         .env_remove("VTTIRO_MODEL")
         .env_remove("VTTIRO_FORMAT")
         .env_remove("VTTIRO_SPEAKER_MODEL")
-        .output()
-        .expect("run vttiro")
+        .env_remove("VTTIRO_ENGINE");
+    for provider in ["OPENAI", "GEMINI", "ASSEMBLYAI", "DEEPGRAM", "GOOGLE"] {
+        command
+            .env_remove(format!("VTTIRO_{provider}_API_KEY"))
+            .env_remove(format!("{provider}_API_KEY"))
+            .env_remove(format!("VTTIRO_{provider}_BASE_URL"));
+    }
+    command.envs(env.iter().copied());
+    command.output().expect("run vttiro")
 }
 
 /// The model store holding the verified tiny.en fixture.
