@@ -33,14 +33,17 @@ for provider in openai gemini assemblyai deepgram; do
   if [ -z "$key" ]; then echo "skip  $provider (no $key_var)"; continue; fi
   ran=$((ran + 1))
   for model in $(models_of "$provider"); do
-    stem="$out/$provider-$model"
+    # No dots in the stem: the output's extension replaces whatever follows the last one.
+    stem="$out/$provider-${model//./_}"
     log="$stem.log"
     if ! VTTIRO_LOG=vttiro_cloud=debug "$BIN/vttiro" transcribe "$jfk" --engine "$provider:$model" \
-        --diarize --format json,txt,vtt -o "$stem" --log-format json 2> "$log"; then
+        --diarize --format json,vtt -o "$stem" --log-format json 2> "$log"; then
       echo "FAIL  $provider:$model transcribe (see $log; re-run: $BIN/vttiro transcribe $jfk --engine $provider:$model)"
       failures=$((failures + 1)); continue
     fi
-    wer=$("$BIN/vttiro" eval wer "$out/reference.txt" "$stem.txt")
+    # Scored from the JSON words: the .txt carries "Speaker 1:" prefixes with --diarize.
+    wer=$("$BIN/vttiro" eval --ref "$out/reference.txt" --hyp "$stem.json" --json |
+      python3 -c 'import json, sys; print(json.load(sys.stdin)["wer"])') || wer=100
     check "$provider:$model WER $wer% <= 10%" awk "BEGIN { exit !($wer <= 10) }"
     check "$provider:$model usage names the provider and bills 8-12 s" python3 - "$stem.json" "$provider" <<'PY'
 import json, sys

@@ -37,7 +37,7 @@ pub struct RawConfig {
     pub min_speakers: Option<usize>,
     pub max_speakers: Option<usize>,
     pub speaker_model: Option<String>,
-    /// Comma-separated words and names to favour (cloud key terms, local prompt).
+    /// Comma-separated words and names cloud engines should favour.
     pub vocabulary: Option<String>,
     /// Cloud request timeout: seconds to wait for a provider to start answering.
     pub cloud_timeout: Option<u64>,

@@ -96,7 +96,9 @@ pub struct TranscribeArgs {
     /// (`openai:gpt-4o-transcribe`); --model names the first engine's.
     #[arg(long)]
     pub engine: Option<String>,
-    /// Comma-separated words and names to favour (cloud key terms; appended to the prompt).
+    /// Comma-separated words and names cloud engines should favour (Deepgram `keyterm`,
+    /// AssemblyAI `keyterms_prompt`, the OpenAI and Gemini prompts); local engines take
+    /// such hints through --prompt.
     #[arg(long)]
     pub vocabulary: Option<String>,
     /// Seconds a cloud provider may take to start answering (default 600).
