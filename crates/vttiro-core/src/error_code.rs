@@ -39,11 +39,19 @@ pub enum ErrorCode {
     /// A cloud provider was down, timing out or answering garbage, or its circuit is open.
     ProviderUnavailable,
     OutputFailed,
+    /// No job with that id (or not one the caller may see).
+    JobNotFound,
+    /// The request contradicts the job's state or an earlier request (idempotency key).
+    Conflict,
+    /// The queue is full; try again later.
+    QueueFull,
+    /// The job database or object storage could not be used.
+    StorageFailed,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::InvalidArgument,
         ErrorCode::InputNotFound,
         ErrorCode::InputIsDirectory,
@@ -66,6 +74,10 @@ impl ErrorCode {
         ErrorCode::ProviderUnsupportedFormat,
         ErrorCode::ProviderUnavailable,
         ErrorCode::OutputFailed,
+        ErrorCode::JobNotFound,
+        ErrorCode::Conflict,
+        ErrorCode::QueueFull,
+        ErrorCode::StorageFailed,
         ErrorCode::Internal,
     ];
 
@@ -94,13 +106,18 @@ impl ErrorCode {
             ErrorCode::ProviderUnsupportedFormat => "provider_unsupported_format",
             ErrorCode::ProviderUnavailable => "provider_unavailable",
             ErrorCode::OutputFailed => "output_failed",
+            ErrorCode::JobNotFound => "job_not_found",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::QueueFull => "queue_full",
+            ErrorCode::StorageFailed => "storage_failed",
             ErrorCode::Internal => "internal",
         }
     }
 
     /// Process exit code. 1 is reserved for "some inputs of a batch failed" and 2 for
     /// usage errors, following common CLI convention; input errors sit in 10-19, model
-    /// errors in 20-29, engine errors in 30-39, output errors in 40-49.
+    /// errors in 20-29, engine errors in 30-39, output errors in 40-49, job queue and
+    /// storage errors in 50-59.
     pub fn exit_code(self) -> i32 {
         match self {
             ErrorCode::InvalidArgument => 2,
@@ -125,6 +142,10 @@ impl ErrorCode {
             ErrorCode::ProviderUnsupportedFormat => 35,
             ErrorCode::ProviderUnavailable => 36,
             ErrorCode::OutputFailed => 40,
+            ErrorCode::JobNotFound => 50,
+            ErrorCode::Conflict => 51,
+            ErrorCode::QueueFull => 52,
+            ErrorCode::StorageFailed => 53,
             ErrorCode::Internal => 70,
         }
     }
@@ -148,6 +169,10 @@ impl ErrorCode {
             ErrorCode::ProviderAuth => 502,
             ErrorCode::ProviderQuota | ErrorCode::ProviderUnavailable => 503,
             ErrorCode::ProviderInputTooLarge => 413,
+            ErrorCode::JobNotFound => 404,
+            ErrorCode::Conflict => 409,
+            ErrorCode::QueueFull => 429,
+            ErrorCode::StorageFailed => 503,
             ErrorCode::ProviderUnsupportedFormat => 415,
         }
     }
@@ -161,6 +186,7 @@ impl ErrorCode {
                 | ErrorCode::EngineFailed
                 | ErrorCode::ProviderQuota
                 | ErrorCode::ProviderUnavailable
+                | ErrorCode::StorageFailed
                 | ErrorCode::OutputFailed
                 | ErrorCode::Internal
         )

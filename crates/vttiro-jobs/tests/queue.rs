@@ -1,0 +1,461 @@
+//! The SQLite job queue's contract, stepped with a manual clock: lifecycle, idempotency,
+//! retries with backoff, lost leases, cancellation, deletion, paging, durability, and
+//! concurrent workers on one database file.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::json;
+use vttiro_core::ErrorCode;
+use vttiro_jobs::*;
+
+const T0: Millis = 1_800_000_000_000;
+
+fn policy() -> QueuePolicy {
+    QueuePolicy {
+        max_attempts: 3,
+        lease_ms: 30_000,
+        backoff_base_ms: 10_000,
+        backoff_max_ms: 60_000,
+    }
+}
+
+fn queue_at(path: &Path) -> (SqliteQueue, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(T0));
+    let queue = SqliteQueue::open(path, clock.clone(), policy()).unwrap();
+    (queue, clock)
+}
+
+fn new_job(key: Option<&str>, fingerprint: &str) -> NewJob {
+    NewJob {
+        tenant: "acme".into(),
+        spec: json!({ "engine": "local", "formats": ["vtt"] }),
+        media: Some("media/abc".into()),
+        idempotency_key: key.map(Into::into),
+        fingerprint: fingerprint.into(),
+        max_attempts: None,
+    }
+}
+
+fn kinds(queue: &SqliteQueue, id: &str) -> Vec<String> {
+    queue
+        .events(id, 0)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+#[test]
+fn a_job_runs_from_queued_to_succeeded_with_progress_events_and_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, clock) = queue_at(&dir.path().join("jobs.db"));
+    let job = queue.submit(new_job(None, "f1")).unwrap().job().clone();
+    assert_eq!(job.state, JobState::Queued);
+    assert!(job.id.starts_with("job_"));
+
+    clock.advance(1_000);
+    let lease = queue.claim("worker-a").unwrap().expect("a job to claim");
+    assert_eq!(lease.job.id, job.id);
+    assert_eq!(lease.job.state, JobState::Running);
+    assert_eq!(lease.job.attempts, 1);
+    assert_eq!(lease.job.lease_expires_at, Some(T0 + 1_000 + 30_000));
+    assert!(
+        queue.claim("worker-b").unwrap().is_none(),
+        "one job, one holder"
+    );
+
+    let beat = queue
+        .heartbeat(
+            &lease,
+            Some(&Progress {
+                fraction: 0.25,
+                stage: "transcribe".into(),
+            }),
+        )
+        .unwrap();
+    assert!(!beat.cancel_requested);
+    queue
+        .save_checkpoint(&lease, "chunk-0001", b"words of chunk 1")
+        .unwrap();
+    queue
+        .save_checkpoint(&lease, "chunk-0001", b"rewritten")
+        .unwrap();
+    queue
+        .save_checkpoint(&lease, "chunk-0002", b"words of chunk 2")
+        .unwrap();
+    let saved = queue.checkpoints(&job.id).unwrap();
+    assert_eq!(saved.len(), 2);
+    assert_eq!(saved[0].data, b"rewritten");
+    let running = queue.get(&job.id).unwrap();
+    assert_eq!(
+        (running.progress, running.stage.as_deref()),
+        (0.25, Some("transcribe"))
+    );
+
+    let done = queue
+        .succeed(&lease, json!({ "outputs": ["vtt"] }))
+        .unwrap();
+    assert_eq!(done.state, JobState::Succeeded);
+    assert_eq!(done.result, Some(json!({ "outputs": ["vtt"] })));
+    assert_eq!(done.finished_at, Some(T0 + 1_000));
+    assert!(queue.checkpoints(&job.id).unwrap().is_empty());
+    assert_eq!(
+        kinds(&queue, &job.id),
+        ["queued", "running", "progress", "succeeded"]
+    );
+    // Events resume after a given sequence number, as Last-Event-ID does.
+    let later = queue.events(&job.id, 2).unwrap();
+    assert_eq!(later.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4]);
+    assert!(matches!(
+        queue.succeed(&lease, json!({})),
+        Err(QueueError::LeaseLost(_))
+    ));
+}
+
+#[test]
+fn idempotency_keys_return_the_first_job_or_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, _) = queue_at(&dir.path().join("jobs.db"));
+    let first = queue.submit(new_job(Some("upload-42"), "same")).unwrap();
+    assert!(matches!(first, Submitted::Created(_)));
+    let again = queue.submit(new_job(Some("upload-42"), "same")).unwrap();
+    assert!(matches!(again, Submitted::Existing(_)));
+    assert_eq!(again.job().id, first.job().id);
+
+    let error = queue
+        .submit(new_job(Some("upload-42"), "other"))
+        .unwrap_err();
+    assert!(matches!(error, QueueError::IdempotencyConflict { .. }));
+    assert_eq!(error.code(), ErrorCode::Conflict);
+    assert_eq!(error.code().http_status(), 409);
+
+    let mut other_tenant = new_job(Some("upload-42"), "other");
+    other_tenant.tenant = "globex".into();
+    assert!(matches!(
+        queue.submit(other_tenant).unwrap(),
+        Submitted::Created(_)
+    ));
+    assert_eq!(queue.stats().unwrap().queued, 2);
+}
+
+#[test]
+fn retryable_failures_back_off_exponentially_then_fail_with_the_last_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, clock) = queue_at(&dir.path().join("jobs.db"));
+    let id = queue.submit(new_job(None, "f")).unwrap().job().id.clone();
+
+    let lease = queue.claim("w").unwrap().unwrap();
+    let after_first = queue
+        .fail(&lease, ErrorCode::ProviderUnavailable, "503 from deepgram")
+        .unwrap();
+    assert_eq!(after_first.state, JobState::Queued);
+    assert_eq!(after_first.run_after, T0 + 10_000);
+    assert_eq!(
+        after_first.error.as_ref().unwrap().code,
+        "provider_unavailable"
+    );
+
+    clock.advance(9_999);
+    assert!(queue.claim("w").unwrap().is_none(), "still backing off");
+    clock.advance(1);
+    let lease = queue.claim("w").unwrap().unwrap();
+    assert_eq!(lease.job.attempts, 2);
+    let after_second = queue
+        .fail(&lease, ErrorCode::EngineFailed, "decoder crashed")
+        .unwrap();
+    assert_eq!(after_second.run_after, clock.now_ms() + 20_000);
+
+    clock.advance(20_000);
+    let lease = queue.claim("w").unwrap().unwrap();
+    let last = queue
+        .fail(&lease, ErrorCode::EngineFailed, "decoder crashed again")
+        .unwrap();
+    assert_eq!(last.state, JobState::Failed);
+    assert_eq!(last.attempts, 3);
+    assert_eq!(last.error.unwrap().message, "decoder crashed again");
+    assert_eq!(
+        kinds(&queue, &id),
+        ["queued", "running", "retrying", "running", "retrying", "running", "failed"]
+    );
+}
+
+#[test]
+fn permanent_failures_are_not_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, _) = queue_at(&dir.path().join("jobs.db"));
+    queue.submit(new_job(None, "f")).unwrap();
+    let lease = queue.claim("w").unwrap().unwrap();
+    let job = queue
+        .fail(&lease, ErrorCode::UnsupportedMedia, "not media")
+        .unwrap();
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(job.attempts, 1);
+}
+
+#[test]
+fn a_worker_that_stops_heartbeating_loses_the_job_to_another_and_cannot_finish_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, clock) = queue_at(&dir.path().join("jobs.db"));
+    let id = queue.submit(new_job(None, "f")).unwrap().job().id.clone();
+    let stalled = queue.claim("worker-a").unwrap().unwrap();
+    clock.advance(20_000);
+    queue.heartbeat(&stalled, None).unwrap();
+    clock.advance(29_999);
+    assert!(
+        queue.claim("worker-b").unwrap().is_none(),
+        "the renewed lease still holds"
+    );
+    clock.advance(1);
+
+    // The lease ran out: the job goes back to the queue (after its backoff) for another.
+    assert!(queue.claim("worker-b").unwrap().is_none());
+    let requeued = queue.get(&id).unwrap();
+    assert_eq!(requeued.state, JobState::Queued);
+    assert!(requeued.error.unwrap().message.contains("lease expired"));
+    clock.advance(10_000);
+    let taken = queue.claim("worker-b").unwrap().unwrap();
+    assert_eq!((taken.job.attempts, taken.worker.as_str()), (2, "worker-b"));
+
+    for result in [
+        queue.heartbeat(&stalled, None).map(|_| ()),
+        queue
+            .save_checkpoint(&stalled, "chunk-1", b"late")
+            .map(|_| ()),
+        queue.succeed(&stalled, json!({})).map(|_| ()),
+        queue
+            .fail(&stalled, ErrorCode::EngineFailed, "late")
+            .map(|_| ()),
+    ] {
+        assert!(
+            matches!(result, Err(QueueError::LeaseLost(_))),
+            "{result:?}"
+        );
+    }
+    let done = queue.succeed(&taken, json!({ "by": "worker-b" })).unwrap();
+    assert_eq!(done.state, JobState::Succeeded);
+    assert_eq!(
+        kinds(&queue, &id)
+            .iter()
+            .filter(|k| *k == "succeeded")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_lost_lease_on_the_last_attempt_fails_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, clock) = queue_at(&dir.path().join("jobs.db"));
+    let mut one_shot = new_job(None, "f");
+    one_shot.max_attempts = Some(1);
+    let id = queue.submit(one_shot).unwrap().job().id.clone();
+    queue.claim("w").unwrap().unwrap();
+    clock.advance(30_000);
+    assert!(queue.claim("w").unwrap().is_none());
+    let job = queue.get(&id).unwrap();
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(job.error.unwrap().code, "internal");
+}
+
+#[test]
+fn cancelling_queued_and_running_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, _) = queue_at(&dir.path().join("jobs.db"));
+    let waiting = queue.submit(new_job(None, "a")).unwrap().job().id.clone();
+    let cancelled = queue.cancel(&waiting).unwrap();
+    assert_eq!(cancelled.state, JobState::Cancelled);
+    assert!(queue.claim("w").unwrap().is_none());
+
+    let running = queue.submit(new_job(None, "b")).unwrap().job().id.clone();
+    let lease = queue.claim("w").unwrap().unwrap();
+    let flagged = queue.cancel(&running).unwrap();
+    assert_eq!(
+        (flagged.state, flagged.cancel_requested),
+        (JobState::Running, true)
+    );
+    assert!(queue.heartbeat(&lease, None).unwrap().cancel_requested);
+    let stopped = queue.acknowledge_cancel(&lease).unwrap();
+    assert_eq!(stopped.state, JobState::Cancelled);
+
+    let error = queue.cancel(&running).unwrap_err();
+    assert_eq!(error.code(), ErrorCode::Conflict, "{error}");
+
+    // A flagged job whose attempt then fails is cancelled, not retried.
+    let third = queue.submit(new_job(None, "c")).unwrap().job().id.clone();
+    let lease = queue.claim("w").unwrap().unwrap();
+    queue.cancel(&third).unwrap();
+    let job = queue
+        .fail(&lease, ErrorCode::EngineFailed, "interrupted")
+        .unwrap();
+    assert_eq!(job.state, JobState::Cancelled);
+}
+
+#[test]
+fn releasing_gives_the_job_back_without_spending_an_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, _) = queue_at(&dir.path().join("jobs.db"));
+    queue.submit(new_job(None, "f")).unwrap();
+    let lease = queue.claim("shutting-down").unwrap().unwrap();
+    let released = queue.release(&lease).unwrap();
+    assert_eq!((released.state, released.attempts), (JobState::Queued, 0));
+    let again = queue.claim("other").unwrap().unwrap();
+    assert_eq!(again.job.attempts, 1);
+}
+
+#[test]
+fn deleting_erases_the_job_its_events_and_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, _) = queue_at(&dir.path().join("jobs.db"));
+    let id = queue
+        .submit(new_job(Some("k"), "f"))
+        .unwrap()
+        .job()
+        .id
+        .clone();
+    let lease = queue.claim("w").unwrap().unwrap();
+    queue.save_checkpoint(&lease, "chunk-1", b"x").unwrap();
+    let deleted = queue.delete(&id).unwrap();
+    assert_eq!(deleted.media.as_deref(), Some("media/abc"));
+    assert!(matches!(queue.get(&id), Err(QueueError::NotFound(_))));
+    assert!(matches!(queue.events(&id, 0), Err(QueueError::NotFound(_))));
+    assert_eq!(queue.get(&id).unwrap_err().code().http_status(), 404);
+    // Nothing of it is left in the file.
+    assert_eq!(rusqlite_count(&dir.path().join("jobs.db")), (0, 0, 0));
+    // The idempotency key is free again.
+    assert!(matches!(
+        queue.submit(new_job(Some("k"), "g")).unwrap(),
+        Submitted::Created(_)
+    ));
+}
+
+/// Rows left in (jobs, events, checkpoints), read through a separate connection.
+fn rusqlite_count(path: &Path) -> (i64, i64, i64) {
+    let connection = rusqlite::Connection::open(path).unwrap();
+    let count = |table: &str| -> i64 {
+        connection
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+                row.get(0)
+            })
+            .unwrap()
+    };
+    (count("jobs"), count("events"), count("checkpoints"))
+}
+
+#[test]
+fn lists_page_newest_first_and_filter_by_state_and_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, clock) = queue_at(&dir.path().join("jobs.db"));
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        clock.advance(10);
+        let mut job = new_job(None, &format!("f{i}"));
+        if i % 5 == 0 {
+            job.tenant = "globex".into();
+        }
+        ids.push(queue.submit(job).unwrap().job().id.clone());
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = queue
+            .list(&ListQuery {
+                cursor: cursor.clone(),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        pages += 1;
+        seen.extend(page.jobs.iter().map(|j| j.id.clone()));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(seen, newest_first);
+
+    let globex = queue
+        .list(&ListQuery {
+            tenant: Some("globex".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(globex.jobs.len(), 5);
+    queue.claim("w").unwrap().unwrap();
+    let running = queue
+        .list(&ListQuery {
+            state: Some(JobState::Running),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(running.jobs.len(), 1);
+    assert_eq!(running.jobs[0].id, ids[0], "the oldest job runs first");
+    let stats = queue.stats().unwrap();
+    assert_eq!((stats.queued, stats.running), (24, 1));
+    // The oldest waiting job is the second, submitted at T0+20; it is now T0+250.
+    assert_eq!(stats.oldest_queued_ms, Some(230));
+}
+
+#[test]
+fn jobs_survive_closing_and_reopening_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let id = {
+        let (queue, _) = queue_at(&path);
+        let id = queue
+            .submit(new_job(Some("k"), "f"))
+            .unwrap()
+            .job()
+            .id
+            .clone();
+        queue.claim("w").unwrap().unwrap();
+        id
+    };
+    let (queue, _) = queue_at(&path);
+    let job = queue.get(&id).unwrap();
+    assert_eq!((job.state, job.attempts), (JobState::Running, 1));
+    assert!(matches!(
+        queue.submit(new_job(Some("k"), "f")).unwrap(),
+        Submitted::Existing(_)
+    ));
+}
+
+#[test]
+fn concurrent_workers_on_separate_connections_claim_each_job_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let (queue, clock) = queue_at(&path);
+    for i in 0..120 {
+        queue.submit(new_job(None, &format!("{i}"))).unwrap();
+    }
+    let handles: Vec<_> = (0..4)
+        .map(|w| {
+            let path = path.clone();
+            let clock = clock.clone();
+            std::thread::spawn(move || {
+                // Each worker has its own connection, as separate processes would.
+                let queue = SqliteQueue::open(&path, clock, policy()).unwrap();
+                let mut done = Vec::new();
+                while let Some(lease) = queue.claim(&format!("worker-{w}")).unwrap() {
+                    queue.succeed(&lease, json!({ "worker": w })).unwrap();
+                    done.push(lease.job.id);
+                }
+                done
+            })
+        })
+        .collect();
+    let all: Vec<String> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let unique: HashSet<&String> = all.iter().collect();
+    assert_eq!(all.len(), 120);
+    assert_eq!(unique.len(), 120);
+    assert_eq!(queue.stats().unwrap().succeeded, 120);
+}
