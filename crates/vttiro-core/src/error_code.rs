@@ -13,6 +13,10 @@ pub enum ErrorCode {
     InputEmpty,
     /// The bytes are not a media container or codec we (or ffmpeg) can read.
     UnsupportedMedia,
+    /// An upload or download beyond the configured size limit.
+    InputTooLarge,
+    /// A media URL that was refused (scheme, internal address) or could not be fetched.
+    MediaUrlFailed,
     /// The container was recognised but is damaged or truncated.
     CorruptMedia,
     NoAudioTrack,
@@ -51,12 +55,14 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 27] = [
+    pub const ALL: [ErrorCode; 29] = [
         ErrorCode::InvalidArgument,
         ErrorCode::InputNotFound,
         ErrorCode::InputIsDirectory,
         ErrorCode::InputEmpty,
         ErrorCode::UnsupportedMedia,
+        ErrorCode::InputTooLarge,
+        ErrorCode::MediaUrlFailed,
         ErrorCode::CorruptMedia,
         ErrorCode::NoAudioTrack,
         ErrorCode::InvalidSubtitles,
@@ -89,6 +95,8 @@ impl ErrorCode {
             ErrorCode::InputIsDirectory => "input_is_directory",
             ErrorCode::InputEmpty => "input_empty",
             ErrorCode::UnsupportedMedia => "unsupported_media",
+            ErrorCode::InputTooLarge => "input_too_large",
+            ErrorCode::MediaUrlFailed => "media_url_failed",
             ErrorCode::CorruptMedia => "corrupt_media",
             ErrorCode::NoAudioTrack => "no_audio_track",
             ErrorCode::InvalidSubtitles => "invalid_subtitles",
@@ -125,6 +133,8 @@ impl ErrorCode {
             ErrorCode::InputIsDirectory => 11,
             ErrorCode::InputEmpty => 12,
             ErrorCode::UnsupportedMedia => 13,
+            ErrorCode::InputTooLarge => 18,
+            ErrorCode::MediaUrlFailed => 19,
             ErrorCode::CorruptMedia => 14,
             ErrorCode::NoAudioTrack => 15,
             ErrorCode::InvalidSubtitles => 16,
@@ -156,6 +166,8 @@ impl ErrorCode {
             ErrorCode::InputNotFound => 404,
             ErrorCode::InputIsDirectory | ErrorCode::InputEmpty => 422,
             ErrorCode::UnsupportedMedia => 415,
+            ErrorCode::InputTooLarge => 413,
+            ErrorCode::MediaUrlFailed => 422,
             ErrorCode::CorruptMedia
             | ErrorCode::NoAudioTrack
             | ErrorCode::InvalidSubtitles
