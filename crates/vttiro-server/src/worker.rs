@@ -1,0 +1,253 @@
+//! Workers: threads that claim jobs, keep their leases alive with heartbeats while the
+//! runner works, store the results, and record the outcome. A worker that dies simply
+//! stops heartbeating; the queue hands its job to another.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use vttiro_core::ErrorCode;
+use vttiro_jobs::{JobQueue, Lease, Progress, QueueError};
+use vttiro_storage::{FetchPolicy, LocalStore};
+
+/// What a runner gets for one attempt.
+pub struct RunRequest<'a> {
+    pub job_id: &'a str,
+    pub spec: &'a Value,
+    pub media: PathBuf,
+    /// Formats to produce (`vtt`, `srt`, `json`, `txt`, `rttm`).
+    pub formats: Vec<String>,
+}
+
+/// What a successful run produced.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    /// Each requested format and its bytes.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// Recorded on the job (timings, engine, usage, ...).
+    pub summary: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunFailure {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Turns media into result files; the binary implements it with the pipeline.
+pub trait JobRunner: Send + Sync + 'static {
+    /// `progress(stage, fraction)` may be called at any rate; `cancelled()` turns true
+    /// when the job was cancelled and the runner should stop early.
+    fn run(
+        &self,
+        request: &RunRequest<'_>,
+        progress: &mut dyn FnMut(&str, f32),
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<RunOutput, RunFailure>;
+}
+
+pub struct Workers {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Stops taking jobs and waits for the running ones to finish.
+    pub fn shutdown(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Shared {
+    queue: Arc<dyn JobQueue>,
+    store: LocalStore,
+    runner: Arc<dyn JobRunner>,
+    fetch: FetchPolicy,
+    heartbeat: Duration,
+    stop: Arc<AtomicBool>,
+}
+
+/// Starts `count` worker threads named `{name}-{i}`.
+pub fn spawn_workers(
+    count: usize,
+    name: &str,
+    queue: Arc<dyn JobQueue>,
+    store: LocalStore,
+    runner: Arc<dyn JobRunner>,
+    fetch: FetchPolicy,
+    heartbeat: Duration,
+) -> Workers {
+    let stop = Arc::new(AtomicBool::new(false));
+    let shared = Shared {
+        queue,
+        store,
+        runner,
+        fetch,
+        heartbeat,
+        stop: stop.clone(),
+    };
+    let threads = (0..count.max(1))
+        .map(|i| {
+            let shared = shared.clone();
+            let worker = format!("{name}-{i}");
+            std::thread::Builder::new()
+                .name(worker.clone())
+                .spawn(move || work(&shared, &worker))
+                .expect("spawn worker thread")
+        })
+        .collect();
+    Workers { stop, threads }
+}
+
+fn work(shared: &Shared, worker: &str) {
+    while !shared.stop.load(Ordering::SeqCst) {
+        match shared.queue.claim(worker) {
+            Ok(Some(lease)) => run_one(shared, lease),
+            Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => {
+                tracing::error!(worker, error = %e, "cannot claim jobs");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+fn run_one(shared: &Shared, lease: Lease) {
+    let id = lease.job.id.clone();
+    tracing::info!(job = %id, worker = %lease.worker, attempt = lease.job.attempts, "job started");
+    let progress: Arc<Mutex<Option<Progress>>> = Arc::default();
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let lost = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
+    let beat = {
+        let (queue, lease, progress, cancelled, lost, done) = (
+            shared.queue.clone(),
+            lease.clone(),
+            progress.clone(),
+            cancelled.clone(),
+            lost.clone(),
+            done.clone(),
+        );
+        let every = shared.heartbeat;
+        std::thread::spawn(move || {
+            let step = Duration::from_millis(50);
+            let mut waited = Duration::ZERO;
+            while !done.load(Ordering::SeqCst) {
+                std::thread::sleep(step);
+                waited += step;
+                if waited < every {
+                    continue;
+                }
+                waited = Duration::ZERO;
+                let report = progress.lock().expect("progress lock").take();
+                match queue.heartbeat(&lease, report.as_ref()) {
+                    Ok(beat) => cancelled.store(beat.cancel_requested, Ordering::SeqCst),
+                    Err(QueueError::LeaseLost(_)) => {
+                        lost.store(true, Ordering::SeqCst);
+                        cancelled.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                }
+            }
+        })
+    };
+    let outcome = attempt(shared, &lease, &progress, &cancelled);
+    done.store(true, Ordering::SeqCst);
+    let _ = beat.join();
+    if lost.load(Ordering::SeqCst) {
+        // Deleted while running: whatever this attempt stored is erased too. (A lease lost
+        // to expiry leaves the files: the new holder writes the same keys.)
+        if matches!(shared.queue.get(&id), Err(QueueError::NotFound(_))) {
+            let _ = shared.store.delete_prefix(&format!("jobs/{id}"));
+        }
+        tracing::warn!(job = %id, "lease lost mid-run; the attempt's work is void");
+        return;
+    }
+    let recorded = match outcome {
+        Ok(summary) => shared.queue.succeed(&lease, summary),
+        Err(_) if cancelled.load(Ordering::SeqCst) => shared.queue.acknowledge_cancel(&lease),
+        Err(failure) => {
+            tracing::warn!(job = %id, code = %failure.code, error = %failure.message, "attempt failed");
+            shared.queue.fail(&lease, failure.code, &failure.message)
+        }
+    };
+    match recorded {
+        Ok(job) => tracing::info!(job = %id, state = job.state.as_str(), "job recorded"),
+        Err(e) => tracing::warn!(job = %id, error = %e, "could not record the outcome"),
+    }
+}
+
+fn attempt(
+    shared: &Shared,
+    lease: &Lease,
+    progress: &Arc<Mutex<Option<Progress>>>,
+    cancelled: &Arc<AtomicBool>,
+) -> Result<Value, RunFailure> {
+    let job = &lease.job;
+    let failure = |code: ErrorCode, message: String| RunFailure { code, message };
+    let media_key = match (&job.media, job.spec.get("url").and_then(Value::as_str)) {
+        (Some(key), _) if shared.store.exists(key) => key.clone(),
+        (_, Some(url)) => {
+            let key = format!("jobs/{}/media", job.id);
+            vttiro_storage::fetch(&shared.store, &key, url, &shared.fetch)
+                .map_err(|e| failure(e.code(), e.to_string()))?;
+            key
+        }
+        _ => {
+            return Err(failure(
+                ErrorCode::InputNotFound,
+                "the job's media is gone".into(),
+            ))
+        }
+    };
+    let media = shared
+        .store
+        .path(&media_key)
+        .map_err(|e| failure(e.code(), e.to_string()))?;
+    let formats: Vec<String> = job.spec["formats"]
+        .as_array()
+        .map(|f| {
+            f.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_else(|| vec!["vtt".into(), "json".into()]);
+    let request = RunRequest {
+        job_id: &job.id,
+        spec: &job.spec,
+        media,
+        formats,
+    };
+    let RunOutput {
+        files: outputs,
+        summary,
+    } = shared.runner.run(
+        &request,
+        &mut |stage, fraction| {
+            *progress.lock().expect("progress lock") = Some(Progress {
+                fraction,
+                stage: stage.to_string(),
+            });
+        },
+        &|| cancelled.load(Ordering::SeqCst),
+    )?;
+    let mut written = Vec::new();
+    for (format, bytes) in &outputs {
+        let key = format!("jobs/{}/result.{format}", job.id);
+        shared
+            .store
+            .put(&key, &mut bytes.as_slice(), u64::MAX)
+            .map_err(|e| failure(e.code(), e.to_string()))?;
+        written.push(format.clone());
+    }
+    Ok(json!({ "formats": written, "summary": summary }))
+}
