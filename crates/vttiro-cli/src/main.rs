@@ -5,6 +5,7 @@ mod config;
 mod eval_cmd;
 mod models_cmd;
 mod providers_cmd;
+mod serve_cmd;
 mod subtitles_cmd;
 mod transcribe;
 
@@ -50,6 +51,10 @@ enum Command {
     Convert(subtitles_cmd::ConvertArgs),
     /// WER of a transcript, DER of speaker turns: `eval --ref REF --hyp HYP`.
     Eval(eval_cmd::EvalArgs),
+    /// Run the transcription service: HTTP API plus workers, on a local data directory.
+    Serve(Box<serve_cmd::ServeArgs>),
+    /// Run workers only (scale-out): they take jobs from the same data directory.
+    Worker(serve_cmd::WorkerArgs),
     /// List cloud engines: models, limits, prices and whether a key is set.
     Providers(providers_cmd::ProvidersArgs),
     /// Print version, compiled-in backends and GPU support.
@@ -150,6 +155,38 @@ pub struct TranscribeArgs {
 }
 
 impl TranscribeArgs {
+    /// The arguments a service job runs with: one input, every output in `output_dir`.
+    pub fn for_job(input: PathBuf, output_dir: PathBuf) -> TranscribeArgs {
+        TranscribeArgs {
+            inputs: vec![input],
+            output: None,
+            output_dir: Some(output_dir),
+            format: None,
+            model: None,
+            language: None,
+            prompt: None,
+            threads: None,
+            device: None,
+            engine: None,
+            vocabulary: None,
+            cloud_timeout: None,
+            cloud_attempts: None,
+            backend: None,
+            compute_type: None,
+            beam_size: None,
+            audio_track: None,
+            no_vad: false,
+            no_download: false,
+            dry_run: false,
+            diarize: false,
+            speakers: None,
+            min_speakers: None,
+            max_speakers: None,
+            speaker_names: None,
+            speaker_model: None,
+        }
+    }
+
     fn as_layer(&self) -> RawConfig {
         RawConfig {
             model: self.model.clone(),
@@ -184,7 +221,7 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| // Only our own crates speak by default: decoder libraries log recoverable
         // oddities that would break the one-line-per-error contract.
         tracing_subscriber::EnvFilter::new(
-            "off,vttiro_cli=warn,vttiro_pipeline=warn,vttiro_asr=warn,vttiro_cloud=warn,vttiro_media=warn,vttiro_models=warn,vttiro_vad=warn,vttiro_diarize=warn,vttiro_subtitles=warn",
+            "off,vttiro_cli=warn,vttiro_pipeline=warn,vttiro_asr=warn,vttiro_cloud=warn,vttiro_server=warn,vttiro_jobs=warn,vttiro_storage=warn,vttiro_media=warn,vttiro_models=warn,vttiro_vad=warn,vttiro_diarize=warn,vttiro_subtitles=warn",
         ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -243,6 +280,8 @@ fn main() -> ExitCode {
         },
         Command::Eval(args) => eval_cmd::run(&args),
         Command::Providers(args) => providers_cmd::run(&args, &settings),
+        Command::Serve(args) => serve_cmd::serve(&args, &layered.raw),
+        Command::Worker(args) => serve_cmd::worker(&args, &layered.raw),
         Command::Version => {
             println!("vttiro {}", env!("CARGO_PKG_VERSION"));
             println!("backends: {}", vttiro_asr::available_backends().join(", "));

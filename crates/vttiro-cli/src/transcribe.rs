@@ -86,6 +86,18 @@ fn progress_bar(settings: &Settings, label: &str) -> Option<ProgressBar> {
 }
 
 pub fn run(args: &TranscribeArgs, settings: &Settings) -> i32 {
+    run_with(args, settings, &mut |_, message| {
+        eprintln!("error: {message}")
+    })
+}
+
+/// [`run`], telling each failure to `on_error` instead of printing it, so the service's
+/// runner can record the code and message on the job.
+pub fn run_with(
+    args: &TranscribeArgs,
+    settings: &Settings,
+    on_error: &mut dyn FnMut(ErrorCode, &str),
+) -> i32 {
     // With an explicit -o and one format, the output's extension chooses the format.
     let mut settings = settings.clone();
     if let (Some(out), None) = (&args.output, &args.format) {
@@ -98,10 +110,11 @@ pub fn run(args: &TranscribeArgs, settings: &Settings) -> i32 {
         }
     }
     if args.output.is_some() && args.inputs.len() > 1 {
-        eprintln!(
-            "error: -o/--output takes one input; use --output-dir for {} inputs",
+        let message = format!(
+            "-o/--output takes one input; use --output-dir for {} inputs",
             args.inputs.len()
         );
+        on_error(ErrorCode::InvalidArgument, &message);
         return ErrorCode::InvalidArgument.exit_code();
     }
     let requested = match settings.backend {
@@ -118,7 +131,7 @@ pub fn run(args: &TranscribeArgs, settings: &Settings) -> i32 {
             }
             // In a chain, a local engine that cannot run is one more link that fails.
             Err(e) if local_only => {
-                eprintln!("error: {e}");
+                on_error(e.code(), &e.to_string());
                 return e.code().exit_code();
             }
             Err(e) => {
@@ -168,7 +181,7 @@ pub fn run(args: &TranscribeArgs, settings: &Settings) -> i32 {
         match resolve_model(&settings, selection) {
             Ok(m) => EnginePlan::Local(m),
             Err((code, message)) => {
-                eprintln!("error: {message}");
+                on_error(code, &message);
                 return code.exit_code();
             }
         }
@@ -179,7 +192,7 @@ pub fn run(args: &TranscribeArgs, settings: &Settings) -> i32 {
             let choice = &settings.engines[0];
             let provider = choice.provider.expect("not local-only");
             if let Err(e) = vttiro_cloud::build_engine(cloud_config(provider, choice, &settings)) {
-                eprintln!("error: {e}");
+                on_error(e.code(), &e.to_string());
                 return e.code().exit_code();
             }
         }
@@ -194,7 +207,7 @@ pub fn run(args: &TranscribeArgs, settings: &Settings) -> i32 {
         match ensure_speaker_model(&settings.speaker_model, settings.download) {
             Ok(m) => Some(m),
             Err((code, message)) => {
-                eprintln!("error: {message}");
+                on_error(code, &message);
                 return code.exit_code();
             }
         }
@@ -208,10 +221,8 @@ pub fn run(args: &TranscribeArgs, settings: &Settings) -> i32 {
         };
         if let Some(dir) = out_dir.filter(|d| !d.as_os_str().is_empty()) {
             if let Err(e) = std::fs::create_dir_all(&dir) {
-                eprintln!(
-                    "error: {}: cannot create the output directory: {e}",
-                    dir.display()
-                );
+                let message = format!("{}: cannot create the output directory: {e}", dir.display());
+                on_error(ErrorCode::OutputFailed, &message);
                 return ErrorCode::OutputFailed.exit_code();
             }
         }
@@ -241,7 +252,7 @@ pub fn run(args: &TranscribeArgs, settings: &Settings) -> i32 {
                 }
             }
             Err(f) => {
-                eprintln!("error: {}", f.message);
+                on_error(f.code, &f.message);
                 failures.push(f);
                 // A model problem affects every input; stop instead of repeating it.
                 if matches!(
