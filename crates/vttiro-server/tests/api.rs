@@ -203,20 +203,9 @@ fn method(verb: &str, url: &str) -> Reply {
     )
 }
 
+/// `seconds` of silence as 16 kHz 16-bit WAV.
 fn wav(seconds: usize) -> Vec<u8> {
-    let samples = seconds * 16_000;
-    let mut out = b"RIFF".to_vec();
-    out.extend_from_slice(&(36 + samples as u32 * 2).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&[1, 0, 1, 0]);
-    out.extend_from_slice(&16_000u32.to_le_bytes());
-    out.extend_from_slice(&32_000u32.to_le_bytes());
-    out.extend_from_slice(&[2, 0, 16, 0]);
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&(samples as u32 * 2).to_le_bytes());
-    out.resize(44 + samples * 2, 0);
-    out
+    vttiro_media::encode_wav(&vec![0.0; seconds * 16_000])
 }
 
 /// A multipart upload of `file` with `options` (JSON) and extra text fields.
