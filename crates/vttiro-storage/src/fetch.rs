@@ -262,8 +262,8 @@ pub fn fetch(
     store
         .put_media(key, &mut reader, policy.max_bytes)
         .map_err(|e| match e {
-            StorageError::Io(reason) if reason.contains("reading the upload") => {
-                failed(reason.replace(&format!("{key}: reading the upload"), "the download failed"))
+            StorageError::SourceFailed { reason, .. } => {
+                failed(format!("the download failed: {reason}"))
             }
             StorageError::TooLarge { limit, .. } => StorageError::TooLarge {
                 what: url.to_string(),

@@ -32,6 +32,9 @@ pub enum StorageError {
     UrlRefused { url: String, reason: String },
     #[error("{url}: {reason}")]
     FetchFailed { url: String, reason: String },
+    /// The stream being stored broke off (an upload cut short, a download that failed).
+    #[error("{what}: reading the upload: {reason}")]
+    SourceFailed { what: String, reason: String },
     #[error("storage: {0}")]
     Io(String),
 }
@@ -39,7 +42,9 @@ pub enum StorageError {
 impl StorageError {
     pub fn code(&self) -> ErrorCode {
         match self {
-            StorageError::InvalidKey(_) | StorageError::Io(_) => ErrorCode::StorageFailed,
+            StorageError::InvalidKey(_)
+            | StorageError::SourceFailed { .. }
+            | StorageError::Io(_) => ErrorCode::StorageFailed,
             StorageError::NotFound(_) => ErrorCode::JobNotFound,
             StorageError::TooLarge { .. } => ErrorCode::InputTooLarge,
             StorageError::NotMedia(_) => ErrorCode::UnsupportedMedia,

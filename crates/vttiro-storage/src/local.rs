@@ -108,7 +108,10 @@ impl LocalStore {
                     Ok(n) => n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(e) => {
-                        return Err(StorageError::Io(format!("{key}: reading the upload: {e}")))
+                        return Err(StorageError::SourceFailed {
+                            what: key.to_string(),
+                            reason: e.to_string(),
+                        })
                     }
                 };
                 size += n as u64;
@@ -119,9 +122,9 @@ impl LocalStore {
                     });
                 }
                 if media && container.is_none() {
-                    head.extend_from_slice(
-                        &buffer[..n.min(SNIFF_BYTES - head.len().min(SNIFF_BYTES))],
-                    );
+                    // Below SNIFF_BYTES until the container is known.
+                    let wanted = SNIFF_BYTES - head.len();
+                    head.extend_from_slice(&buffer[..n.min(wanted)]);
                     if head.len() >= SNIFF_BYTES {
                         container = Some(
                             sniff_media(&head)
