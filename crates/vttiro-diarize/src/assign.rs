@@ -5,6 +5,15 @@ use vttiro_core::Transcript;
 
 use crate::{Diarization, SpeakerTurn};
 
+/// The display name of the speaker who speaks `rank`-th (from 0): from `names` while it
+/// lasts, then `Speaker N`.
+pub fn speaker_name(names: &[String], rank: usize) -> String {
+    names
+        .get(rank)
+        .cloned()
+        .unwrap_or_else(|| format!("Speaker {}", rank + 1))
+}
+
 /// Sets `speaker` on every word: the turn overlapping the word most, or when none overlaps
 /// (a word in a pause the diarizer did not count as speech) the nearest turn.
 ///
@@ -35,10 +44,7 @@ pub fn assign_speakers(
     diarization.labels = (0..count)
         .map(|speaker| {
             let rank = order.iter().position(|&s| s == speaker).unwrap_or(speaker);
-            names
-                .get(rank)
-                .cloned()
-                .unwrap_or_else(|| format!("Speaker {}", rank + 1))
+            speaker_name(names, rank)
         })
         .collect();
     let mut speakers = word_speakers.into_iter();

@@ -39,7 +39,7 @@ pub mod assign;
 pub mod cluster;
 pub mod segment;
 
-pub use assign::assign_speakers;
+pub use assign::{assign_speakers, speaker_name};
 pub use cluster::SpeakerCount;
 pub use segment::WindowPlan;
 

@@ -336,8 +336,8 @@ pub fn recognise(
 }
 
 /// Renames an engine's speaker labels to "Speaker N" (or `names`) in order of first
-/// appearance, and returns the names used.
-pub fn name_engine_speakers(transcript: &mut Transcript, names: &[String]) -> Vec<String> {
+/// appearance.
+pub fn name_engine_speakers(transcript: &mut Transcript, names: &[String]) {
     let mut seen: Vec<String> = Vec::new();
     for word in transcript
         .segments
@@ -347,28 +347,12 @@ pub fn name_engine_speakers(transcript: &mut Transcript, names: &[String]) -> Ve
         let Some(label) = word.speaker.take() else {
             continue;
         };
-        let index = match seen.iter().position(|l| *l == label) {
-            Some(i) => i,
-            None => {
-                seen.push(label);
-                seen.len() - 1
-            }
-        };
-        word.speaker = Some(
-            names
-                .get(index)
-                .cloned()
-                .unwrap_or_else(|| format!("Speaker {}", index + 1)),
-        );
+        let rank = seen.iter().position(|l| *l == label).unwrap_or_else(|| {
+            seen.push(label);
+            seen.len() - 1
+        });
+        word.speaker = Some(vttiro_diarize::speaker_name(names, rank));
     }
-    (0..seen.len())
-        .map(|i| {
-            names
-                .get(i)
-                .cloned()
-                .unwrap_or_else(|| format!("Speaker {}", i + 1))
-        })
-        .collect()
 }
 
 /// Finds the speakers in the speech and writes them onto the transcript's words.
