@@ -3,6 +3,7 @@
 
 mod config;
 mod eval_cmd;
+mod job_runner;
 mod models_cmd;
 mod providers_cmd;
 mod serve_cmd;

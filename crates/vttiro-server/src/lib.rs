@@ -11,7 +11,9 @@ mod api;
 mod worker;
 
 pub use api::{router, AppState, ServerConfig};
-pub use worker::{spawn_workers, JobRunner, RunFailure, RunOutput, RunRequest, Workers};
+pub use worker::{
+    spawn_workers, JobRunner, RunContext, RunFailure, RunOutput, RunRequest, Workers,
+};
 
 /// Result formats a job may ask for, with their content types.
 pub const FORMATS: [(&str, &str); 5] = [

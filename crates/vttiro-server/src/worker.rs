@@ -37,15 +37,26 @@ pub struct RunFailure {
     pub message: String,
 }
 
+/// What a runner may ask of the worker while it runs one attempt.
+pub trait RunContext {
+    /// May be called at any rate; the latest report rides on the next heartbeat.
+    /// `fraction` is the whole job's, 0.0..=1.0; `stage` names the step now running.
+    fn progress(&mut self, stage: &str, fraction: f32);
+    /// Turns true when the job was cancelled, deleted, or its lease lost, or the worker
+    /// is shutting down past its deadline: stop early, the outcome is not recorded.
+    fn cancelled(&self) -> bool;
+    /// The checkpoint an earlier attempt of this job saved under `key`, if any.
+    fn checkpoint(&self, key: &str) -> Option<Vec<u8>>;
+    /// Saves work a later attempt can resume from; it lasts until the job is deleted.
+    fn save_checkpoint(&mut self, key: &str, data: &[u8]) -> Result<(), RunFailure>;
+}
+
 /// Turns media into result files; the binary implements it with the pipeline.
 pub trait JobRunner: Send + Sync + 'static {
-    /// `progress(stage, fraction)` may be called at any rate; `cancelled()` turns true
-    /// when the job was cancelled and the runner should stop early.
     fn run(
         &self,
         request: &RunRequest<'_>,
-        progress: &mut dyn FnMut(&str, f32),
-        cancelled: &dyn Fn() -> bool,
+        context: &mut dyn RunContext,
     ) -> Result<RunOutput, RunFailure>;
 }
 
@@ -227,19 +238,21 @@ fn attempt(
         media,
         formats,
     };
+    let saved = shared
+        .queue
+        .checkpoints(&job.id)
+        .map_err(|e| failure(e.code(), e.to_string()))?;
+    let mut context = WorkerContext {
+        shared,
+        lease,
+        progress,
+        cancelled,
+        saved,
+    };
     let RunOutput {
         files: outputs,
         summary,
-    } = shared.runner.run(
-        &request,
-        &mut |stage, fraction| {
-            *progress.lock().expect("progress lock") = Some(Progress {
-                fraction,
-                stage: stage.to_string(),
-            });
-        },
-        &|| cancelled.load(Ordering::SeqCst),
-    )?;
+    } = shared.runner.run(&request, &mut context)?;
     let mut written = Vec::new();
     for (format, bytes) in &outputs {
         let key = format!("jobs/{}/result.{format}", job.id);
@@ -250,4 +263,48 @@ fn attempt(
         written.push(format.clone());
     }
     Ok(json!({ "formats": written, "summary": summary }))
+}
+
+struct WorkerContext<'a> {
+    shared: &'a Shared,
+    lease: &'a Lease,
+    progress: &'a Arc<Mutex<Option<Progress>>>,
+    cancelled: &'a Arc<AtomicBool>,
+    saved: Vec<vttiro_jobs::Checkpoint>,
+}
+
+impl RunContext for WorkerContext<'_> {
+    fn progress(&mut self, stage: &str, fraction: f32) {
+        *self.progress.lock().expect("progress lock") = Some(Progress {
+            fraction: fraction.clamp(0.0, 1.0),
+            stage: stage.to_string(),
+        });
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    fn checkpoint(&self, key: &str) -> Option<Vec<u8>> {
+        self.saved
+            .iter()
+            .find(|c| c.key == key)
+            .map(|c| c.data.clone())
+    }
+
+    fn save_checkpoint(&mut self, key: &str, data: &[u8]) -> Result<(), RunFailure> {
+        self.shared
+            .queue
+            .save_checkpoint(self.lease, key, data)
+            .map_err(|e| RunFailure {
+                code: e.code(),
+                message: e.to_string(),
+            })?;
+        self.saved.retain(|c| c.key != key);
+        self.saved.push(vttiro_jobs::Checkpoint {
+            key: key.to_string(),
+            data: data.to_vec(),
+        });
+        Ok(())
+    }
 }

@@ -24,8 +24,7 @@ impl JobRunner for EchoRunner {
     fn run(
         &self,
         request: &RunRequest<'_>,
-        progress: &mut dyn FnMut(&str, f32),
-        cancelled: &dyn Fn() -> bool,
+        context: &mut dyn RunContext,
     ) -> Result<RunOutput, RunFailure> {
         let size = std::fs::metadata(&request.media)
             .map(|m| m.len())
@@ -38,11 +37,11 @@ impl JobRunner for EchoRunner {
             });
         }
         for (i, stage) in ["decode", "transcribe", "layout"].iter().enumerate() {
-            progress(stage, i as f32 / 3.0);
+            context.progress(stage, i as f32 / 3.0);
             if prompt == "slow" {
                 for _ in 0..10 {
                     std::thread::sleep(Duration::from_millis(100));
-                    if cancelled() {
+                    if context.cancelled() {
                         return Err(RunFailure {
                             code: ErrorCode::Internal,
                             message: "cancelled".into(),
