@@ -222,7 +222,7 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| // Only our own crates speak by default: decoder libraries log recoverable
         // oddities that would break the one-line-per-error contract.
         tracing_subscriber::EnvFilter::new(
-            "off,vttiro_cli=warn,vttiro_pipeline=warn,vttiro_asr=warn,vttiro_cloud=warn,vttiro_server=warn,vttiro_jobs=warn,vttiro_storage=warn,vttiro_media=warn,vttiro_models=warn,vttiro_vad=warn,vttiro_diarize=warn,vttiro_subtitles=warn",
+            "off,vttiro=warn,vttiro_cli=warn,vttiro_pipeline=warn,vttiro_asr=warn,vttiro_cloud=warn,vttiro_server=warn,vttiro_jobs=warn,vttiro_storage=warn,vttiro_media=warn,vttiro_models=warn,vttiro_vad=warn,vttiro_diarize=warn,vttiro_subtitles=warn",
         ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -3,16 +3,17 @@
 //! Jobs run through the same code as `vttiro transcribe`, so a job's subtitles are the
 //! CLI's subtitles.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use vttiro_core::ErrorCode;
 use vttiro_jobs::{JobQueue, QueuePolicy, SqliteQueue, SystemClock};
+use vttiro_server::{Dispatcher, ModelCatalog, WebhookConfig, WebhookSecret};
 use vttiro_storage::{FetchPolicy, LocalStore};
 
-use crate::config::RawConfig;
+use crate::config::{RawConfig, Settings};
 use crate::job_runner::PipelineRunner;
 
 #[derive(Args, Debug)]
@@ -28,6 +29,15 @@ pub struct ServeArgs {
     /// Queued jobs beyond which submissions get 429 + Retry-After.
     #[arg(long, default_value_t = 10_000)]
     pub max_queued: u64,
+    /// Largest upload POST /v1/audio/transcriptions accepts, in MiB (OpenAI's limit is 25).
+    #[arg(long, default_value_t = 25)]
+    pub max_sync_upload_mb: u64,
+    /// How long POST /v1/audio/transcriptions waits for its result before answering 504.
+    #[arg(long, default_value_t = 600)]
+    pub sync_timeout_secs: u64,
+    /// Serve the API only; jobs are run by `vttiro worker` processes on the same data.
+    #[arg(long)]
+    pub no_workers: bool,
 }
 
 #[derive(Args, Debug)]
@@ -38,9 +48,19 @@ pub struct WorkerArgs {
     /// Jobs run at once by this process.
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
-    /// Let media URLs reach loopback and private-network addresses (local use only).
+    /// Let media URLs and webhooks reach loopback and private-network addresses (local
+    /// use only).
     #[arg(long)]
     pub allow_internal_urls: bool,
+    /// A worker that stops heartbeating for this long loses its job to another worker.
+    #[arg(long, default_value_t = 60)]
+    pub lease_secs: u64,
+    /// At SIGTERM, running jobs get this long to finish; then they go back to the queue.
+    #[arg(long, default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+    /// Webhook signing key, `whsec_<base64>` (default: generated once into the data dir).
+    #[arg(long, env = "VTTIRO_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
 }
 
 fn data_dir(args: &WorkerArgs) -> PathBuf {
@@ -59,21 +79,95 @@ struct Backend {
     dir: PathBuf,
 }
 
-fn open_backend(args: &WorkerArgs) -> Result<Backend, String> {
+/// `max_queued`: the API's admission limit (workers submit nothing, so they pass `None`).
+fn open_backend(args: &WorkerArgs, max_queued: Option<u64>) -> Result<Backend, String> {
     let dir = data_dir(args);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let queue = SqliteQueue::open(
-        &dir.join("jobs.db"),
-        Arc::new(SystemClock),
-        QueuePolicy::default(),
-    )
-    .map_err(|e| e.to_string())?;
+    if args.lease_secs < 3 {
+        return Err(format!(
+            "--lease-secs {}: use at least 3 (heartbeats come every third of it)",
+            args.lease_secs
+        ));
+    }
+    let policy = QueuePolicy {
+        lease_ms: args.lease_secs as i64 * 1000,
+        max_queued,
+        ..QueuePolicy::default()
+    };
+    let queue = SqliteQueue::open(&dir.join("jobs.db"), Arc::new(SystemClock), policy)
+        .map_err(|e| e.to_string())?;
     let store = LocalStore::open(&dir.join("store")).map_err(|e| e.to_string())?;
+    // A process killed mid-write leaves hidden part files; an hour is longer than any
+    // live writer keeps one (uploads stream at wire speed, results are small).
+    match store.sweep_partials(Duration::from_secs(3600)) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "swept partial files left by a crash"),
+        Err(e) => tracing::warn!(error = %e, "cannot sweep partial files"),
+    }
     Ok(Backend {
         queue: Arc::new(queue),
         store,
         dir,
     })
+}
+
+fn fetch_policy(args: &WorkerArgs) -> FetchPolicy {
+    FetchPolicy {
+        allow_internal: args.allow_internal_urls,
+        ..FetchPolicy::default()
+    }
+}
+
+/// The webhook key from the flag or environment, else the one kept in the data directory
+/// (created on first start, readable by the owner only), so every process on the same
+/// data signs alike.
+fn webhook_secret(args: &WorkerArgs, dir: &Path) -> Result<WebhookSecret, String> {
+    if let Some(text) = &args.webhook_secret {
+        return WebhookSecret::parse(text).map_err(|e| format!("--webhook-secret: {e}"));
+    }
+    let path = dir.join("webhook-secret");
+    let created = {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options.open(&path)
+    };
+    match created {
+        Ok(mut file) => {
+            let secret = WebhookSecret::generate();
+            std::io::Write::write_all(&mut file, secret.expose().as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            eprintln!(
+                "vttiro: created the webhook signing key in {} (receivers verify with it)",
+                path.display()
+            );
+            Ok(secret)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // Another process may have just created it and not yet written it.
+            for _ in 0..50 {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                if !text.trim().is_empty() {
+                    return WebhookSecret::parse(&text)
+                        .map_err(|e| format!("{}: {e}", path.display()));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(format!("{}: empty", path.display()))
+        }
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+fn start_dispatcher(args: &WorkerArgs, backend: &Backend) -> Result<Dispatcher, String> {
+    let secret = webhook_secret(args, &backend.dir)?;
+    Ok(vttiro_server::spawn_dispatcher(
+        backend.queue.clone(),
+        WebhookConfig::new(secret, fetch_policy(args)),
+    ))
 }
 
 fn start_workers(args: &WorkerArgs, backend: &Backend, base: &RawConfig) -> vttiro_server::Workers {
@@ -82,49 +176,64 @@ fn start_workers(args: &WorkerArgs, backend: &Backend, base: &RawConfig) -> vtti
         std::env::var("HOSTNAME").unwrap_or_else(|_| "vttiro".into()),
         std::process::id()
     );
-    let fetch = FetchPolicy {
-        allow_internal: args.allow_internal_urls,
-        ..FetchPolicy::default()
-    };
     vttiro_server::spawn_workers(
         args.workers,
         &name,
         backend.queue.clone(),
         backend.store.clone(),
-        Arc::new(PipelineRunner::new(
-            base.clone(),
-            backend.dir.join("scratch"),
-        )),
-        fetch,
-        Duration::from_secs(10),
+        Arc::new(PipelineRunner::new(base.clone())),
+        fetch_policy(args),
+        // Three heartbeats per lease: one lost beat never costs a job.
+        Duration::from_millis(args.lease_secs * 1000 / 3),
     )
 }
 
 pub fn serve(args: &ServeArgs, base: &RawConfig) -> i32 {
-    let backend = match open_backend(&args.workers) {
+    let backend = match open_backend(&args.workers, Some(args.max_queued)) {
         Ok(b) => b,
         Err(message) => {
             eprintln!("error: {message}");
             return ErrorCode::StorageFailed.exit_code();
         }
     };
-    let workers = start_workers(&args.workers, &backend, base);
+    let dispatcher = match start_dispatcher(&args.workers, &backend) {
+        Ok(d) => d,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ErrorCode::InvalidArgument.exit_code();
+        }
+    };
+    let workers = (!args.no_workers).then(|| start_workers(&args.workers, &backend, base));
     let state = vttiro_server::AppState {
         queue: backend.queue.clone(),
         store: backend.store.clone(),
         config: vttiro_server::ServerConfig {
             max_upload_bytes: args.max_upload_mb.saturating_mul(1024 * 1024),
             max_queued: args.max_queued,
+            max_sync_upload_bytes: args.max_sync_upload_mb.saturating_mul(1024 * 1024),
+            sync_deadline: Duration::from_secs(args.sync_timeout_secs),
         },
+        catalog: Arc::new(Catalog {
+            base: base.clone(),
+            runs_jobs: !args.no_workers,
+        }),
     };
     let served = vttiro_server::serve_until_signal(&args.listen, state, |addr| {
         eprintln!(
-            "vttiro serve: listening on http://{addr} (data in {})",
-            backend.dir.display()
+            "vttiro serve: listening on http://{addr} (data in {}; {})",
+            backend.dir.display(),
+            if args.no_workers {
+                "API only".to_string()
+            } else {
+                format!("{} worker(s)", args.workers.workers.max(1))
+            }
         );
     });
-    // The API has stopped; running jobs finish before the process exits.
-    workers.shutdown();
+    // The API has stopped; running jobs get their grace period, then go back to the queue.
+    if let Some(workers) = workers {
+        workers.shutdown(Duration::from_secs(args.workers.shutdown_grace_secs));
+    }
+    dispatcher.shutdown();
     match served {
         Ok(()) => 0,
         Err(e) => {
@@ -137,11 +246,18 @@ pub fn serve(args: &ServeArgs, base: &RawConfig) -> i32 {
 /// `vttiro worker`: claims and runs jobs from the data directory until SIGINT/SIGTERM,
 /// then finishes the running ones.
 pub fn worker(args: &WorkerArgs, base: &RawConfig) -> i32 {
-    let backend = match open_backend(args) {
+    let backend = match open_backend(args, None) {
         Ok(b) => b,
         Err(message) => {
             eprintln!("error: {message}");
             return ErrorCode::StorageFailed.exit_code();
+        }
+    };
+    let dispatcher = match start_dispatcher(args, &backend) {
+        Ok(d) => d,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ErrorCode::InvalidArgument.exit_code();
         }
     };
     let workers = start_workers(args, &backend, base);
@@ -151,12 +267,54 @@ pub fn worker(args: &WorkerArgs, base: &RawConfig) -> i32 {
         backend.dir.display()
     );
     let waited = vttiro_server::wait_for_signal();
-    workers.shutdown();
+    workers.shutdown(Duration::from_secs(args.shutdown_grace_secs));
+    dispatcher.shutdown();
     match waited {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e}");
             ErrorCode::Internal.exit_code()
+        }
+    }
+}
+
+/// The local models installed in the model store, for `GET /v1/models`; readiness means
+/// the default settings can run a job without downloading anything.
+struct Catalog {
+    base: RawConfig,
+    runs_jobs: bool,
+}
+
+impl ModelCatalog for Catalog {
+    fn models(&self) -> Vec<String> {
+        vttiro_models::ModelStore::open_default()
+            .and_then(|store| store.list())
+            .map(|entries| {
+                entries
+                    .into_iter()
+                    .filter(|e| e.installed)
+                    .map(|e| e.name)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn unready(&self) -> Option<String> {
+        // An API-only process needs no model; its workers report their own readiness.
+        if !self.runs_jobs {
+            return None;
+        }
+        let settings = match Settings::validate(&self.base) {
+            Ok(settings) => settings,
+            Err(e) => return Some(format!("the configuration is invalid: {e:#}")),
+        };
+        let local_first = settings.engines.first().is_none_or(|e| e.is_local());
+        if !local_first {
+            return None;
+        }
+        match crate::models_cmd::ensure_model(&settings.model, false) {
+            Ok(_) => None,
+            Err((_, message)) => Some(message),
         }
     }
 }

@@ -1,8 +1,14 @@
 //! `vttiro transcribe`: runs the pipeline for each input, writes every requested format
 //! atomically, and keeps going past bad inputs so one broken file never costs a batch.
+//!
+//! The service's runner (`job_runner.rs`) reuses the pieces: [`plan_run`] for everything
+//! decided before an input is touched, [`RunPlan::build_engine`] with its own
+//! [`ModelSource`] (a pool that keeps models loaded across jobs), and [`render`] for the
+//! outputs, so a job's subtitles are the CLI's subtitles.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -13,18 +19,18 @@ use vttiro_asr::{
 use vttiro_cloud::{CloudConfig, Provider};
 use vttiro_core::ErrorCode;
 use vttiro_diarize::{DiarizeOptions, SpeakerEncoder};
-use vttiro_models::{ModelError, ModelStore, SpeakerModelKind};
-use vttiro_pipeline::{DiarizeSettings, PipelineSettings, ProgressEvent};
+use vttiro_models::{InstalledSpeakerModel, ModelError, ModelStore, SpeakerModelKind};
+use vttiro_pipeline::{DiarizeSettings, PipelineOutput, PipelineSettings, ProgressEvent};
 use vttiro_subtitles::{LayoutRules, OutputFormat, VttOptions};
 
 use crate::config::{Backend, EngineChoice, LogFormat, Settings};
 use crate::TranscribeArgs;
 
 /// A failure that names its input and carries the code that decides the exit status.
-struct Failure {
+pub(crate) struct Failure {
     input: String,
-    code: ErrorCode,
-    message: String,
+    pub(crate) code: ErrorCode,
+    pub(crate) message: String,
 }
 
 fn fail(input: &Path, code: ErrorCode, message: impl Into<String>) -> Failure {
@@ -91,127 +97,20 @@ pub fn run(args: &TranscribeArgs, settings: &Settings) -> i32 {
     })
 }
 
-/// [`run`], telling each failure to `on_error` instead of printing it, so the service's
-/// runner can record the code and message on the job.
+/// [`run`], telling each failure to `on_error` instead of printing it.
 pub fn run_with(
     args: &TranscribeArgs,
     settings: &Settings,
     on_error: &mut dyn FnMut(ErrorCode, &str),
 ) -> i32 {
-    // With an explicit -o and one format, the output's extension chooses the format.
-    let mut settings = settings.clone();
-    if let (Some(out), None) = (&args.output, &args.format) {
-        if let Some(f) = out
-            .extension()
-            .and_then(|e| e.to_str())
-            .and_then(|e| e.parse::<OutputFormat>().ok())
-        {
-            settings.formats = vec![f];
-        }
-    }
-    if args.output.is_some() && args.inputs.len() > 1 {
-        let message = format!(
-            "-o/--output takes one input; use --output-dir for {} inputs",
-            args.inputs.len()
-        );
-        on_error(ErrorCode::InvalidArgument, &message);
-        return ErrorCode::InvalidArgument.exit_code();
-    }
-    let requested = match settings.backend {
-        Backend::Auto => None,
-        Backend::Ct2 => Some(BackendKind::Ct2),
-        Backend::WhisperCpp => Some(BackendKind::WhisperCpp),
-    };
-    let local_only = settings.engines.len() == 1 && settings.engines[0].is_local();
-    let selection = if settings.engines.iter().any(EngineChoice::is_local) {
-        match select_backend(requested, settings.device, &Capabilities::detect()) {
-            Ok(s) => {
-                tracing::info!(backend = %s.backend, device = ?s.device, "selected local backend");
-                Some(s)
-            }
-            // In a chain, a local engine that cannot run is one more link that fails.
-            Err(e) if local_only => {
-                on_error(e.code(), &e.to_string());
-                return e.code().exit_code();
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "the chain's local engine cannot run in this build");
-                None
-            }
-        }
-    } else {
-        None
-    };
-
-    let pipeline = PipelineSettings {
-        decode: vttiro_media::DecodeOptions {
-            audio_track: args.audio_track,
-            ..Default::default()
-        },
-        vad_enabled: settings.vad,
-        transcribe: TranscribeOptions {
-            language: settings.language.clone(),
-            prompt: settings.prompt.clone(),
-            beam_size: settings.beam_size,
-            speaker_labels: settings.diarize,
-            speakers_expected: settings.speaker_count.exact.map(|n| n as u32),
-            vocabulary: settings.vocabulary.clone(),
-            ..Default::default()
-        },
-        diarize: settings.diarize.then(|| DiarizeSettings {
-            options: DiarizeOptions {
-                count: settings.speaker_count,
-                ..Default::default()
-            },
-            names: speaker_names(args.speaker_names.as_deref()),
-        }),
-        ..Default::default()
-    };
-
-    // Resolve (and if needed download) the model before touching any input, so a typo in
-    // the model name fails at once; loading it waits until some input decodes.
-    // A local-only run resolves its model before touching any input, so a typo in the model
-    // name fails at once; a chain resolves it only if the chain falls back that far.
-    let plan = if args.dry_run {
-        EnginePlan::DryRun
-    } else if local_only {
-        let Some(selection) = selection else {
-            unreachable!("a local-only run without a backend returned above")
-        };
-        match resolve_model(&settings, selection) {
-            Ok(m) => EnginePlan::Local(m),
-            Err((code, message)) => {
-                on_error(code, &message);
-                return code.exit_code();
-            }
-        }
-    } else {
-        // One cloud engine without a key fails before any decoding; in a chain it is
-        // one more link that fails.
-        if settings.engines.len() == 1 {
-            let choice = &settings.engines[0];
-            let provider = choice.provider.expect("not local-only");
-            if let Err(e) = vttiro_cloud::build_engine(cloud_config(provider, choice, &settings)) {
-                on_error(e.code(), &e.to_string());
-                return e.code().exit_code();
-            }
-        }
-        EnginePlan::Chain(selection)
-    };
-    // Providers that label speakers make the local speaker model unnecessary, unless the
-    // chain may fall back to an engine that does not.
-    let needs_speaker_model = settings.engines.iter().any(|c| !labels_speakers(c));
-    let speaker_model = if args.dry_run || !settings.diarize || !needs_speaker_model {
-        None
-    } else {
-        match ensure_speaker_model(&settings.speaker_model, settings.download) {
-            Ok(m) => Some(m),
-            Err((code, message)) => {
-                on_error(code, &message);
-                return code.exit_code();
-            }
+    let plan = match plan_run(args, settings, Arc::new(LoadEach)) {
+        Ok(plan) => plan,
+        Err((code, message)) => {
+            on_error(code, &message);
+            return code.exit_code();
         }
     };
+    let settings = &plan.settings;
     // Where outputs go must exist before an hour of decoding, not be found missing after.
     if !args.dry_run {
         let out_dir = match (&args.output, &settings.output_dir) {
@@ -232,19 +131,7 @@ pub fn run_with(
     let mut speaker_encoder: Option<Box<dyn SpeakerEncoder>> = None;
     let mut succeeded = 0usize;
     for input in &args.inputs {
-        let models = Models {
-            plan: &plan,
-            speakers: speaker_model.as_ref(),
-        };
-        match transcribe_one(
-            input,
-            args,
-            &settings,
-            &pipeline,
-            models,
-            &mut engine,
-            &mut speaker_encoder,
-        ) {
+        match transcribe_one(input, args, &plan, &mut engine, &mut speaker_encoder) {
             Ok(written) => {
                 succeeded += 1;
                 for p in written {
@@ -292,6 +179,134 @@ pub fn run_with(
         }
         Some(_) => 1,
     }
+}
+
+/// What a run decides before touching any input: the settings as it applies them, the
+/// pipeline's settings, where the recogniser comes from, and the speaker model.
+pub(crate) struct RunPlan {
+    pub(crate) settings: Settings,
+    pub(crate) pipeline: PipelineSettings,
+    engines: EnginePlan,
+    speakers: Option<InstalledSpeakerModel>,
+    models: Arc<dyn ModelSource>,
+    dry_run: bool,
+}
+
+/// Checks the arguments, selects the backend and resolves (downloading when allowed) the
+/// models, so that a typo in a model name fails before any input is decoded. Loaded
+/// models will come from `models`.
+pub(crate) fn plan_run(
+    args: &TranscribeArgs,
+    settings: &Settings,
+    models: Arc<dyn ModelSource>,
+) -> Result<RunPlan, (ErrorCode, String)> {
+    // With an explicit -o and one format, the output's extension chooses the format.
+    let mut settings = settings.clone();
+    if let (Some(out), None) = (&args.output, &args.format) {
+        if let Some(f) = out
+            .extension()
+            .and_then(|e| e.to_str())
+            .and_then(|e| e.parse::<OutputFormat>().ok())
+        {
+            settings.formats = vec![f];
+        }
+    }
+    if args.output.is_some() && args.inputs.len() > 1 {
+        let message = format!(
+            "-o/--output takes one input; use --output-dir for {} inputs",
+            args.inputs.len()
+        );
+        return Err((ErrorCode::InvalidArgument, message));
+    }
+    let requested = match settings.backend {
+        Backend::Auto => None,
+        Backend::Ct2 => Some(BackendKind::Ct2),
+        Backend::WhisperCpp => Some(BackendKind::WhisperCpp),
+    };
+    let local_only = settings.engines.len() == 1 && settings.engines[0].is_local();
+    let selection = if settings.engines.iter().any(EngineChoice::is_local) {
+        match select_backend(requested, settings.device, &Capabilities::detect()) {
+            Ok(s) => {
+                tracing::info!(backend = %s.backend, device = ?s.device, "selected local backend");
+                Some(s)
+            }
+            // In a chain, a local engine that cannot run is one more link that fails.
+            Err(e) if local_only => return Err((e.code(), e.to_string())),
+            Err(e) => {
+                tracing::warn!(error = %e, "the chain's local engine cannot run in this build");
+                None
+            }
+        }
+    } else {
+        None
+    };
+
+    let pipeline = PipelineSettings {
+        decode: vttiro_media::DecodeOptions {
+            audio_track: args.audio_track,
+            ..Default::default()
+        },
+        vad_enabled: settings.vad,
+        transcribe: TranscribeOptions {
+            language: settings.language.clone(),
+            prompt: settings.prompt.clone(),
+            beam_size: settings.beam_size,
+            speaker_labels: settings.diarize,
+            speakers_expected: settings.speaker_count.exact.map(|n| n as u32),
+            vocabulary: settings.vocabulary.clone(),
+            ..Default::default()
+        },
+        diarize: settings.diarize.then(|| DiarizeSettings {
+            options: DiarizeOptions {
+                count: settings.speaker_count,
+                ..Default::default()
+            },
+            names: speaker_names(args.speaker_names.as_deref()),
+        }),
+        ..Default::default()
+    };
+
+    // A local-only run resolves (and if needed downloads) its model before touching any
+    // input, so a typo in the model name fails at once; loading it waits until some input
+    // decodes. A chain resolves it only if the chain falls back that far.
+    let plan = if args.dry_run {
+        EnginePlan::DryRun
+    } else if local_only {
+        let Some(selection) = selection else {
+            unreachable!("a local-only run without a backend returned above")
+        };
+        EnginePlan::Local(resolve_model(&settings, selection)?)
+    } else {
+        // One cloud engine without a key fails before any decoding; in a chain it is
+        // one more link that fails.
+        if settings.engines.len() == 1 {
+            let choice = &settings.engines[0];
+            let provider = choice.provider.expect("not local-only");
+            if let Err(e) = vttiro_cloud::build_engine(cloud_config(provider, choice, &settings)) {
+                return Err((e.code(), e.to_string()));
+            }
+        }
+        EnginePlan::Chain(selection)
+    };
+    // Providers that label speakers make the local speaker model unnecessary, unless the
+    // chain may fall back to an engine that does not.
+    let needs_speaker_model = settings.engines.iter().any(|c| !labels_speakers(c));
+    let speaker_model = if args.dry_run || !settings.diarize || !needs_speaker_model {
+        None
+    } else {
+        Some(ensure_speaker_model(
+            &settings.speaker_model,
+            settings.download,
+        )?)
+    };
+    Ok(RunPlan {
+        settings,
+        pipeline,
+        engines: plan,
+        speakers: speaker_model,
+        models,
+        dry_run: args.dry_run,
+    })
 }
 
 /// `--speaker-names "Ana, Ben"` → `["Ana", "Ben"]`; empty entries keep the default name.
@@ -349,10 +364,10 @@ fn ensure_speaker_model(
     }
 }
 
-fn load_speaker_encoder(
+pub(crate) fn load_speaker_encoder(
     input: &Path,
     settings: &Settings,
-    model: &vttiro_models::InstalledSpeakerModel,
+    model: &InstalledSpeakerModel,
 ) -> Result<Box<dyn SpeakerEncoder>, Failure> {
     let failed = |e: vttiro_diarize::DiarizeError| fail(input, e.code(), e.to_string());
     match model.kind {
@@ -397,12 +412,133 @@ enum EnginePlan {
     Chain(Option<Selection>),
 }
 
-/// The models one run uses (speakers: `None` without --diarize or when the engines label
-/// speakers themselves).
-#[derive(Clone, Copy)]
-struct Models<'a> {
-    plan: &'a EnginePlan,
-    speakers: Option<&'a vttiro_models::InstalledSpeakerModel>,
+/// Where a run's loaded models come from. `vttiro transcribe` loads each model once per
+/// run ([`LoadEach`]); the service's runner keeps them loaded across jobs.
+pub(crate) trait ModelSource: Send + Sync {
+    fn engine(
+        &self,
+        input: &Path,
+        settings: &Settings,
+        model: &ResolvedModel,
+    ) -> Result<Box<dyn Engine>, Failure>;
+    fn speaker_encoder(
+        &self,
+        input: &Path,
+        settings: &Settings,
+        model: &InstalledSpeakerModel,
+    ) -> Result<Box<dyn SpeakerEncoder>, Failure>;
+}
+
+/// Loads a model whenever one is asked for; the caller keeps it for the rest of the run.
+pub(crate) struct LoadEach;
+
+impl ModelSource for LoadEach {
+    fn engine(
+        &self,
+        input: &Path,
+        settings: &Settings,
+        model: &ResolvedModel,
+    ) -> Result<Box<dyn Engine>, Failure> {
+        load_engine(input, settings, model).map(|e| e as Box<dyn Engine>)
+    }
+
+    fn speaker_encoder(
+        &self,
+        input: &Path,
+        settings: &Settings,
+        model: &InstalledSpeakerModel,
+    ) -> Result<Box<dyn SpeakerEncoder>, Failure> {
+        load_speaker_encoder(input, settings, model)
+    }
+}
+
+impl RunPlan {
+    /// The engine `--engine` asks for: the local one loaded now, or a fallback chain whose
+    /// links are built when first reached.
+    pub(crate) fn build_engine(&self, input: &Path) -> Result<Box<dyn Engine>, Failure> {
+        let settings = &self.settings;
+        let selection = match &self.engines {
+            EnginePlan::DryRun => unreachable!("dry runs build no engine"),
+            EnginePlan::Local(model) => return self.models.engine(input, settings, model),
+            EnginePlan::Chain(selection) => *selection,
+        };
+        let mut chain = FallbackEngine::new();
+        for choice in &settings.engines {
+            match choice.provider {
+                Some(provider) => {
+                    let config = cloud_config(provider, choice, settings);
+                    chain.push(
+                        provider.name(),
+                        Box::new(move || {
+                            vttiro_cloud::build_engine(config.clone()).map(|e| e as Box<dyn Engine>)
+                        }),
+                    );
+                }
+                None => {
+                    let settings = settings.clone();
+                    let input = input.to_path_buf();
+                    let models = self.models.clone();
+                    chain.push(
+                        "local",
+                        Box::new(move || {
+                            let selection = selection.ok_or_else(|| {
+                                AsrError::Unavailable(
+                                    "no local backend is compiled into this build".into(),
+                                )
+                            })?;
+                            let model = resolve_model(&settings, selection)
+                                .map_err(|(code, message)| AsrError::Coded { code, message })?;
+                            models
+                                .engine(&input, &settings, &model)
+                                .map_err(|f| AsrError::Coded {
+                                    code: f.code,
+                                    message: f.message,
+                                })
+                        }),
+                    );
+                }
+            }
+        }
+        Ok(Box::new(chain))
+    }
+
+    /// The speaker encoder `--diarize` needs; `None` without --diarize or when the
+    /// engines label speakers themselves.
+    pub(crate) fn speaker_encoder(
+        &self,
+        input: &Path,
+    ) -> Result<Option<Box<dyn SpeakerEncoder>>, Failure> {
+        self.speakers
+            .as_ref()
+            .map(|model| self.models.speaker_encoder(input, &self.settings, model))
+            .transpose()
+    }
+
+    /// Whether the local engine alone recognises (no cloud engine in the chain).
+    pub(crate) fn is_local_only(&self) -> bool {
+        matches!(self.engines, EnginePlan::Local(_))
+    }
+
+    /// What decides the recogniser's output beyond its name: the model files and how they
+    /// are run, or the whole fallback chain.
+    pub(crate) fn engine_identity(&self) -> String {
+        match &self.engines {
+            EnginePlan::Local(model) => format!(
+                "{} {:?} {} {}",
+                model.selection.backend,
+                model.selection.device,
+                model.path.display(),
+                self.settings.compute_type
+            ),
+            EnginePlan::Chain(_) | EnginePlan::DryRun => format!(
+                "{} / {:?} {:?} {}",
+                engine_description(&self.settings),
+                self.settings.backend,
+                self.settings.device,
+                self.settings.compute_type
+            ),
+        }
+    }
 }
 
 /// Whether `choice` labels speakers itself when asked.
@@ -431,61 +567,12 @@ fn cloud_config(provider: Provider, choice: &EngineChoice, settings: &Settings) 
     config
 }
 
-/// The engine `--engine` asks for: the local one loaded now, or a fallback chain whose
-/// links are built when first reached.
-fn build_engine(
-    input: &Path,
-    settings: &Settings,
-    plan: &EnginePlan,
-) -> Result<Box<dyn Engine>, Failure> {
-    let selection = match plan {
-        EnginePlan::DryRun => unreachable!("dry runs build no engine"),
-        EnginePlan::Local(model) => return load_engine(input, settings, model),
-        EnginePlan::Chain(selection) => *selection,
-    };
-    let mut chain = FallbackEngine::new();
-    for choice in &settings.engines {
-        match choice.provider {
-            Some(provider) => {
-                let config = cloud_config(provider, choice, settings);
-                chain.push(
-                    provider.name(),
-                    Box::new(move || {
-                        vttiro_cloud::build_engine(config.clone()).map(|e| e as Box<dyn Engine>)
-                    }),
-                );
-            }
-            None => {
-                let settings = settings.clone();
-                let input = input.to_path_buf();
-                chain.push(
-                    "local",
-                    Box::new(move || {
-                        let selection = selection.ok_or_else(|| {
-                            AsrError::Unavailable(
-                                "no local backend is compiled into this build".into(),
-                            )
-                        })?;
-                        let model = resolve_model(&settings, selection)
-                            .map_err(|(code, message)| AsrError::Coded { code, message })?;
-                        load_engine(&input, &settings, &model).map_err(|f| AsrError::Coded {
-                            code: f.code,
-                            message: f.message,
-                        })
-                    }),
-                );
-            }
-        }
-    }
-    Ok(Box::new(chain))
-}
-
 /// The model files the selected backend loads.
-struct ResolvedModel {
-    selection: Selection,
-    name: String,
+pub(crate) struct ResolvedModel {
+    pub(crate) selection: Selection,
+    pub(crate) name: String,
     /// A CTranslate2 directory, or a ggml file / directory for whisper.cpp.
-    path: PathBuf,
+    pub(crate) path: PathBuf,
 }
 
 fn resolve_model(
@@ -517,11 +604,11 @@ fn resolve_model(
     })
 }
 
-fn load_engine(
+pub(crate) fn load_engine(
     input: &Path,
     settings: &Settings,
     model: &ResolvedModel,
-) -> Result<Box<dyn Engine>, Failure> {
+) -> Result<Box<dyn Engine + Send>, Failure> {
     let config = LocalEngineConfig {
         model_dir: model.path.clone(),
         model_name: model.name.clone(),
@@ -530,15 +617,16 @@ fn load_engine(
         threads: settings.threads,
         parallel_streams: 0,
     };
-    let loaded: Result<Box<dyn Engine>, vttiro_asr::AsrError> = match model.selection.backend {
+    // Send, so the service can keep loaded engines in a pool its worker threads share.
+    let loaded: Result<Box<dyn Engine + Send>, vttiro_asr::AsrError> = match model.selection.backend
+    {
         #[cfg(feature = "ct2")]
         BackendKind::Ct2 => {
-            vttiro_asr::Ct2Engine::load(&config).map(|e| Box::new(e) as Box<dyn Engine>)
+            vttiro_asr::Ct2Engine::load(&config).map(|e| Box::new(e) as Box<dyn Engine + Send>)
         }
         #[cfg(feature = "whispercpp")]
-        BackendKind::WhisperCpp => {
-            vttiro_asr::WhisperCppEngine::load(&config).map(|e| Box::new(e) as Box<dyn Engine>)
-        }
+        BackendKind::WhisperCpp => vttiro_asr::WhisperCppEngine::load(&config)
+            .map(|e| Box::new(e) as Box<dyn Engine + Send>),
         #[allow(unreachable_patterns)]
         other => Err(vttiro_asr::AsrError::Unavailable(format!(
             "backend {other} is not compiled into this build"
@@ -550,12 +638,11 @@ fn load_engine(
 fn transcribe_one(
     input: &Path,
     args: &TranscribeArgs,
-    settings: &Settings,
-    pipeline: &PipelineSettings,
-    models: Models<'_>,
+    plan: &RunPlan,
     engine: &mut Option<Box<dyn Engine>>,
     speaker_encoder: &mut Option<Box<dyn SpeakerEncoder>>,
 ) -> Result<Vec<PathBuf>, Failure> {
+    let settings = &plan.settings;
     let outputs = output_paths(input, args, settings);
     let label = input
         .file_name()
@@ -569,9 +656,9 @@ fn transcribe_one(
         }
     };
 
-    let prepared = vttiro_pipeline::prepare(input, pipeline, &mut on_progress)
+    let prepared = vttiro_pipeline::prepare(input, &plan.pipeline, &mut on_progress)
         .map_err(|e| fail(input, e.code(), e.to_string()))?;
-    if let EnginePlan::DryRun = models.plan {
+    if plan.dry_run {
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
@@ -594,11 +681,11 @@ fn transcribe_one(
     }
 
     if engine.is_none() {
-        *engine = Some(build_engine(input, settings, models.plan)?);
+        *engine = Some(plan.build_engine(input)?);
     }
     let engine = engine.as_mut().expect("loaded above");
-    if let (Some(speaker_model), None) = (models.speakers, speaker_encoder.as_ref()) {
-        *speaker_encoder = Some(load_speaker_encoder(input, settings, speaker_model)?);
+    if speaker_encoder.is_none() {
+        *speaker_encoder = plan.speaker_encoder(input)?;
     }
     let speakers = speaker_encoder
         .as_mut()
@@ -608,18 +695,50 @@ fn transcribe_one(
         prepared,
         engine.as_mut(),
         speakers,
-        pipeline,
+        &plan.pipeline,
         &mut on_progress,
     )
     .map_err(|e| fail(input, e.code(), e.to_string()))?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let (cues, layout_report) =
-        vttiro_subtitles::layout_with_report(&output.transcript, &LayoutRules::default());
-    let usage = engine
-        .usage()
-        .unwrap_or_else(|| Usage::local(engine.backend(), &output.transcript.model));
+    let usage = settle_usage(input, engine.as_ref(), engine.usage(), &output);
+    let formats: Vec<OutputFormat> = outputs.iter().map(|(format, _)| *format).collect();
+    let rendered = render(input, &output, engine.backend(), &usage, plan, &formats);
+    // Everything is rendered first so a failure leaves no partial set of outputs behind.
+    let mut written = Vec::new();
+    for ((_, path), text) in outputs.iter().zip(rendered) {
+        if let Err(e) = vttiro_subtitles::write_atomic(path, text.as_bytes()) {
+            for done in &written {
+                let _ = std::fs::remove_file(done);
+            }
+            return Err(fail(
+                input,
+                ErrorCode::OutputFailed,
+                format!("{}: cannot write output: {e}", path.display()),
+            ));
+        }
+        written.push(path.clone());
+    }
+    tracing::info!(
+        input = %input.display(),
+        segments = output.transcript.segments.len(),
+        total_ms = output.timings.total_ms,
+        "transcribed"
+    );
+    Ok(written)
+}
+
+/// What the recognition cost (a local engine's record when the engine kept none), with a
+/// note on stderr when a fallback chain had to move past failing engines.
+pub(crate) fn settle_usage(
+    input: &Path,
+    engine: &dyn Engine,
+    recorded: Option<Usage>,
+    output: &PipelineOutput,
+) -> Usage {
+    let usage =
+        recorded.unwrap_or_else(|| Usage::local(engine.backend(), &output.transcript.model));
     if !usage.fell_back_from.is_empty() {
         eprintln!(
             "{}: transcribed by {} after {} failed",
@@ -633,15 +752,29 @@ fn transcribe_one(
                 .join(", ")
         );
     }
+    usage
+}
+
+/// `output` in each of `formats`, in that order: the texts `vttiro transcribe` writes.
+pub(crate) fn render(
+    input: &Path,
+    output: &PipelineOutput,
+    backend: &str,
+    usage: &Usage,
+    plan: &RunPlan,
+    formats: &[OutputFormat],
+) -> Vec<String> {
+    let (cues, layout_report) =
+        vttiro_subtitles::layout_with_report(&output.transcript, &LayoutRules::default());
     let extra = json!({
-        "engine": engine.backend(),
+        "engine": backend,
         "usage": usage,
         "timings": output.timings,
         "source": output.source,
-        "vad": settings.vad,
+        "vad": plan.settings.vad,
         "layout": layout_report.to_json(),
         "diarization": output.diarization.as_ref().map(|d| json!({
-            "speaker_model": models.speakers.map(|m| m.name.clone()),
+            "speaker_model": plan.speakers.as_ref().map(|m| m.name.clone()),
             "speakers": d.speakers,
             "windows": d.windows,
             "labels": d.labels,
@@ -659,7 +792,7 @@ fn transcribe_one(
             format!(
                 "vttiro {} ({}, model {})",
                 env!("CARGO_PKG_VERSION"),
-                engine.backend(),
+                backend,
                 output.transcript.model
             ),
         ],
@@ -671,50 +804,25 @@ fn transcribe_one(
         .file_stem()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    // Render everything first so a failure leaves no partial set of outputs behind.
-    let rendered: Vec<(PathBuf, String)> = outputs
+    formats
         .iter()
-        .map(|(format, path)| {
-            let text = match format {
-                OutputFormat::Vtt => vttiro_subtitles::to_webvtt_with(&cues, &vtt_options),
-                // The diarizer's own turns also cover speech no word was recognised in.
-                OutputFormat::Rttm => match &output.diarization {
-                    Some(d) => {
-                        let turns: Vec<(i64, i64, &str)> = d
-                            .turns
-                            .iter()
-                            .map(|t| (t.start_ms, t.end_ms, d.labels[t.speaker].as_str()))
-                            .collect();
-                        vttiro_subtitles::to_rttm_turns(&turns, &stem)
-                    }
-                    None => vttiro_subtitles::to_rttm(&output.transcript, &stem),
-                },
-                OutputFormat::Srt => vttiro_subtitles::to_srt(&cues),
-                OutputFormat::Txt => vttiro_subtitles::to_txt(&output.transcript),
-                OutputFormat::Json => vttiro_subtitles::to_json(&output.transcript, &extra),
-            };
-            (path.clone(), text)
+        .map(|format| match format {
+            OutputFormat::Vtt => vttiro_subtitles::to_webvtt_with(&cues, &vtt_options),
+            // The diarizer's own turns also cover speech no word was recognised in.
+            OutputFormat::Rttm => match &output.diarization {
+                Some(d) => {
+                    let turns: Vec<(i64, i64, &str)> = d
+                        .turns
+                        .iter()
+                        .map(|t| (t.start_ms, t.end_ms, d.labels[t.speaker].as_str()))
+                        .collect();
+                    vttiro_subtitles::to_rttm_turns(&turns, &stem)
+                }
+                None => vttiro_subtitles::to_rttm(&output.transcript, &stem),
+            },
+            OutputFormat::Srt => vttiro_subtitles::to_srt(&cues),
+            OutputFormat::Txt => vttiro_subtitles::to_txt(&output.transcript),
+            OutputFormat::Json => vttiro_subtitles::to_json(&output.transcript, &extra),
         })
-        .collect();
-    let mut written = Vec::new();
-    for (path, text) in rendered {
-        if let Err(e) = vttiro_subtitles::write_atomic(&path, text.as_bytes()) {
-            for done in &written {
-                let _ = std::fs::remove_file(done);
-            }
-            return Err(fail(
-                input,
-                ErrorCode::OutputFailed,
-                format!("{}: cannot write output: {e}", path.display()),
-            ));
-        }
-        written.push(path);
-    }
-    tracing::info!(
-        input = %input.display(),
-        segments = output.transcript.segments.len(),
-        total_ms = output.timings.total_ms,
-        "transcribed"
-    );
-    Ok(written)
+        .collect()
 }

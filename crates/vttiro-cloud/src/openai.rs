@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 use vttiro_asr::{AsrError, TranscribeOptions};
-use vttiro_core::ErrorCode;
+use vttiro_core::{language_code, ErrorCode};
 
 use crate::audio::{Piece, PiecePlan};
 use crate::http::{default_verdict, Request, Response, Verdict};
@@ -389,47 +389,6 @@ fn restore_punctuation(words: &[(String, f64, f64)], tokens: &[String]) -> Vec<(
         .collect()
 }
 
-/// whisper-1 names the language ("english"); everything else in vttiro uses ISO 639-1.
-fn language_code(name: &str) -> String {
-    const NAMES: &[(&str, &str)] = &[
-        ("english", "en"),
-        ("german", "de"),
-        ("french", "fr"),
-        ("spanish", "es"),
-        ("italian", "it"),
-        ("portuguese", "pt"),
-        ("dutch", "nl"),
-        ("polish", "pl"),
-        ("russian", "ru"),
-        ("ukrainian", "uk"),
-        ("turkish", "tr"),
-        ("arabic", "ar"),
-        ("hindi", "hi"),
-        ("japanese", "ja"),
-        ("korean", "ko"),
-        ("chinese", "zh"),
-        ("swedish", "sv"),
-        ("norwegian", "no"),
-        ("danish", "da"),
-        ("finnish", "fi"),
-        ("czech", "cs"),
-        ("greek", "el"),
-        ("hebrew", "he"),
-        ("indonesian", "id"),
-        ("vietnamese", "vi"),
-        ("thai", "th"),
-        ("romanian", "ro"),
-        ("hungarian", "hu"),
-        ("catalan", "ca"),
-    ];
-    let lower = name.trim().to_ascii_lowercase();
-    NAMES
-        .iter()
-        .find(|(n, _)| *n == lower)
-        .map(|(_, code)| code.to_string())
-        .unwrap_or(lower)
-}
-
 crate::cloud_engine!(OpenAiEngine, "openai");
 
 impl OpenAiEngine {
@@ -511,12 +470,6 @@ mod tests {
             documented(429, fixture("rate")),
             ErrorCode::ProviderUnavailable
         );
-    }
-
-    #[test]
-    fn language_names_become_codes() {
-        assert_eq!(language_code("English"), "en");
-        assert_eq!(language_code("klingon"), "klingon");
     }
 
     #[test]

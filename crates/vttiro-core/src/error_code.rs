@@ -51,11 +51,14 @@ pub enum ErrorCode {
     QueueFull,
     /// The job database or object storage could not be used.
     StorageFailed,
+    /// A request that waits for its job (the OpenAI-compatible endpoint) outlived its
+    /// deadline; the job was cancelled.
+    DeadlineExceeded,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 29] = [
+    pub const ALL: [ErrorCode; 30] = [
         ErrorCode::InvalidArgument,
         ErrorCode::InputNotFound,
         ErrorCode::InputIsDirectory,
@@ -84,10 +87,18 @@ impl ErrorCode {
         ErrorCode::Conflict,
         ErrorCode::QueueFull,
         ErrorCode::StorageFailed,
+        ErrorCode::DeadlineExceeded,
         ErrorCode::Internal,
     ];
 
     /// Stable identifier used in JSON logs, API error bodies and docs.
+    /// The code whose [`as_str`](Self::as_str) is `name`, for codes read back from storage.
+    pub fn parse(name: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL
+            .into_iter()
+            .find(|code| code.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidArgument => "invalid_argument",
@@ -118,6 +129,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::QueueFull => "queue_full",
             ErrorCode::StorageFailed => "storage_failed",
+            ErrorCode::DeadlineExceeded => "deadline_exceeded",
             ErrorCode::Internal => "internal",
         }
     }
@@ -156,6 +168,7 @@ impl ErrorCode {
             ErrorCode::Conflict => 51,
             ErrorCode::QueueFull => 52,
             ErrorCode::StorageFailed => 53,
+            ErrorCode::DeadlineExceeded => 54,
             ErrorCode::Internal => 70,
         }
     }
@@ -185,6 +198,7 @@ impl ErrorCode {
             ErrorCode::Conflict => 409,
             ErrorCode::QueueFull => 429,
             ErrorCode::StorageFailed => 503,
+            ErrorCode::DeadlineExceeded => 504,
             ErrorCode::ProviderUnsupportedFormat => 415,
         }
     }
@@ -199,6 +213,7 @@ impl ErrorCode {
                 | ErrorCode::ProviderQuota
                 | ErrorCode::ProviderUnavailable
                 | ErrorCode::StorageFailed
+                | ErrorCode::DeadlineExceeded
                 | ErrorCode::OutputFailed
                 | ErrorCode::Internal
         )

@@ -9,11 +9,13 @@
 //! depend on any other vttiro crate, on tokio, HTTP, databases or engines.
 
 mod error_code;
+mod languages;
 mod mel_filters;
 mod time;
 mod transcript;
 
 pub use error_code::ErrorCode;
+pub use languages::{language_code, language_name};
 pub use mel_filters::{periodic_hann, slaney_mel_filters, MEL_FFT_BINS};
 pub use time::{ms_to_samples, samples_to_ms, seconds_to_ms, SAMPLE_RATE};
 pub use transcript::{Segment, SpeechRegion, Transcript, Word};

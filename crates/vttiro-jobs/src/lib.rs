@@ -28,6 +28,9 @@ pub struct QueuePolicy {
     /// Wait before the second attempt; doubled for each further one.
     pub backoff_base_ms: Millis,
     pub backoff_max_ms: Millis,
+    /// Queued jobs beyond which `submit` refuses new ones, counted in the submitting
+    /// transaction so concurrent submitters cannot overshoot it.
+    pub max_queued: Option<u64>,
 }
 
 impl Default for QueuePolicy {
@@ -37,6 +40,7 @@ impl Default for QueuePolicy {
             lease_ms: 60_000,
             backoff_base_ms: 10_000,
             backoff_max_ms: 600_000,
+            max_queued: None,
         }
     }
 }

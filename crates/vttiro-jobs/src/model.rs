@@ -206,6 +206,69 @@ pub struct Checkpoint {
     pub data: Vec<u8>,
 }
 
+/// Where a webhook delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookState {
+    Pending,
+    Delivered,
+    /// Out of attempts; kept for inspection.
+    Abandoned,
+}
+
+impl WebhookState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookState::Pending => "pending",
+            WebhookState::Delivered => "delivered",
+            WebhookState::Abandoned => "abandoned",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<WebhookState> {
+        [
+            WebhookState::Pending,
+            WebhookState::Delivered,
+            WebhookState::Abandoned,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// A notification owed to a job's `webhook_url`, written in the same transaction as the
+/// job's final state (an outbox), so it is sent at least once whatever crashes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WebhookDelivery {
+    /// Stable across retries, so receivers can drop duplicates.
+    pub id: String,
+    pub job_id: String,
+    pub url: String,
+    /// `job.succeeded`, `job.failed` or `job.cancelled`.
+    pub event: String,
+    pub payload: Value,
+    pub state: WebhookState,
+    /// Delivery attempts started so far, this one included once claimed.
+    pub attempts: u32,
+    pub next_at: Millis,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<Millis>,
+}
+
+/// How one delivery attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WebhookOutcome {
+    Delivered,
+    /// Due again `after_ms` from now (the queue's clock).
+    RetryAfter {
+        after_ms: Millis,
+        error: String,
+    },
+    GaveUp {
+        error: String,
+    },
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct QueueStats {
     pub queued: u64,
@@ -234,6 +297,8 @@ pub enum QueueError {
     LeaseLost(String),
     #[error("job queue storage: {0}")]
     Storage(String),
+    #[error("{queued} jobs are waiting; try again shortly")]
+    Full { queued: u64 },
 }
 
 impl QueueError {
@@ -245,6 +310,7 @@ impl QueueError {
             }
             QueueError::LeaseLost(_) => ErrorCode::Internal,
             QueueError::Storage(_) => ErrorCode::StorageFailed,
+            QueueError::Full { .. } => ErrorCode::QueueFull,
         }
     }
 }
@@ -286,4 +352,14 @@ pub trait JobQueue: Send + Sync {
     fn delete(&self, id: &str) -> Result<Job, QueueError>;
     fn events(&self, id: &str, after_seq: u64) -> Result<Vec<JobEvent>, QueueError>;
     fn stats(&self) -> Result<QueueStats, QueueError>;
+    /// Up to `limit` webhook deliveries that are due, each held for `lease_ms` so that
+    /// several dispatchers never send the same one at once; counts the attempt.
+    fn claim_webhooks(
+        &self,
+        limit: usize,
+        lease_ms: Millis,
+    ) -> Result<Vec<WebhookDelivery>, QueueError>;
+    fn webhook_outcome(&self, id: &str, outcome: WebhookOutcome) -> Result<(), QueueError>;
+    /// A job's deliveries, oldest first.
+    fn webhooks(&self, job_id: &str) -> Result<Vec<WebhookDelivery>, QueueError>;
 }

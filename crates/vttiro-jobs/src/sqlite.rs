@@ -50,6 +50,21 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     at INTEGER NOT NULL,
     PRIMARY KEY (job_id, key)
 );
+CREATE TABLE IF NOT EXISTS webhooks (
+    id TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    url TEXT NOT NULL,
+    event TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at INTEGER NOT NULL,
+    lease_until INTEGER,
+    last_error TEXT,
+    created_at INTEGER NOT NULL,
+    delivered_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS webhooks_due ON webhooks(state, next_at);
 CREATE TABLE IF NOT EXISTS events (
     job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
     seq INTEGER NOT NULL,
@@ -162,7 +177,60 @@ fn append_event(
          VALUES (?1, COALESCE((SELECT MAX(seq) FROM events WHERE job_id = ?1), 0) + 1, ?2, ?3, ?4)",
         params![id, now, kind, data.to_string()],
     )?;
+    // The outbox row commits with the final state, so a crash between the two cannot lose
+    // a notification or send one for a state that never committed.
+    if matches!(kind, "succeeded" | "failed" | "cancelled") {
+        let job = load(tx, id)?;
+        if let Some(url) = job.spec.get("webhook_url").and_then(Value::as_str) {
+            let event = format!("job.{kind}");
+            let payload = json!({
+                "type": event,
+                "timestamp": now,
+                "data": {
+                    "id": job.id,
+                    "state": job.state,
+                    "attempts": job.attempts,
+                    "error": job.error,
+                    "result": job.result,
+                    "created_at": job.created_at,
+                    "finished_at": job.finished_at,
+                },
+            });
+            tx.execute(
+                "INSERT INTO webhooks (id, job_id, url, event, payload, state, next_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6)",
+                params![
+                    format!("msg_{}", new_id(now)),
+                    id,
+                    url,
+                    event,
+                    payload.to_string(),
+                    now
+                ],
+            )?;
+        }
+    }
     Ok(())
+}
+
+const WEBHOOK_COLUMNS: &str =
+    "id, job_id, url, event, payload, state, attempts, next_at, last_error, delivered_at";
+
+fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<WebhookDelivery> {
+    let payload: String = row.get(4)?;
+    let state: String = row.get(5)?;
+    Ok(WebhookDelivery {
+        id: row.get(0)?,
+        job_id: row.get(1)?,
+        url: row.get(2)?,
+        event: row.get(3)?,
+        payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
+        state: WebhookState::parse(&state).unwrap_or(WebhookState::Pending),
+        attempts: row.get(6)?,
+        next_at: row.get(7)?,
+        last_error: row.get(8)?,
+        delivered_at: row.get(9)?,
+    })
 }
 
 /// The job behind `lease`, if the lease still holds it.
@@ -292,6 +360,17 @@ impl JobQueue for SqliteQueue {
                         });
                     }
                     return Ok(Submitted::Existing(load(tx, &id)?));
+                }
+            }
+            if let Some(limit) = self.policy.max_queued {
+                let queued: i64 =
+                    tx.query_row("SELECT COUNT(*) FROM jobs WHERE state = 'queued'", [], |row| {
+                        row.get(0)
+                    })?;
+                if queued as u64 >= limit {
+                    return Err(QueueError::Full {
+                        queued: queued as u64,
+                    });
                 }
             }
             let id = new_id(now);
@@ -568,6 +647,70 @@ impl JobQueue for SqliteQueue {
                     data: serde_json::from_str(&data).unwrap_or(Value::Null),
                 })
             })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn claim_webhooks(
+        &self,
+        limit: usize,
+        lease_ms: Millis,
+    ) -> Result<Vec<WebhookDelivery>, QueueError> {
+        self.transaction(|tx, now| {
+            let due: Vec<WebhookDelivery> = {
+                let mut statement = tx.prepare(&format!(
+                    "SELECT {WEBHOOK_COLUMNS} FROM webhooks
+                     WHERE state = 'pending' AND next_at <= ?1
+                       AND (lease_until IS NULL OR lease_until <= ?1)
+                     ORDER BY next_at, id LIMIT ?2"
+                ))?;
+                let rows = statement.query_map(params![now, limit as i64], webhook_from_row)?;
+                rows.collect::<Result<_, _>>()?
+            };
+            let mut claimed = Vec::with_capacity(due.len());
+            for mut delivery in due {
+                tx.execute(
+                    "UPDATE webhooks SET attempts = attempts + 1, lease_until = ?2 WHERE id = ?1",
+                    params![delivery.id, now + lease_ms],
+                )?;
+                delivery.attempts += 1;
+                claimed.push(delivery);
+            }
+            Ok(claimed)
+        })
+    }
+
+    fn webhook_outcome(&self, id: &str, outcome: WebhookOutcome) -> Result<(), QueueError> {
+        self.transaction(|tx, now| {
+            // A deleted job took its deliveries with it; updating nothing is fine.
+            match &outcome {
+                WebhookOutcome::Delivered => tx.execute(
+                    "UPDATE webhooks SET state = 'delivered', lease_until = NULL,
+                         delivered_at = ?2, last_error = NULL WHERE id = ?1",
+                    params![id, now],
+                )?,
+                WebhookOutcome::RetryAfter { after_ms, error } => tx.execute(
+                    "UPDATE webhooks SET next_at = ?2, lease_until = NULL, last_error = ?3
+                     WHERE id = ?1",
+                    params![id, now + after_ms, error],
+                )?,
+                WebhookOutcome::GaveUp { error } => tx.execute(
+                    "UPDATE webhooks SET state = 'abandoned', lease_until = NULL, last_error = ?2
+                     WHERE id = ?1",
+                    params![id, error],
+                )?,
+            };
+            Ok(())
+        })
+    }
+
+    fn webhooks(&self, job_id: &str) -> Result<Vec<WebhookDelivery>, QueueError> {
+        self.transaction(|tx, _| {
+            load(tx, job_id)?;
+            let mut statement = tx.prepare(&format!(
+                "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE job_id = ?1 ORDER BY created_at, id"
+            ))?;
+            let rows = statement.query_map([job_id], webhook_from_row)?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }

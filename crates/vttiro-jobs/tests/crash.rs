@@ -18,6 +18,7 @@ fn policy() -> QueuePolicy {
         lease_ms: 600,
         backoff_base_ms: 200,
         backoff_max_ms: 1_000,
+        max_queued: None,
     }
 }
 

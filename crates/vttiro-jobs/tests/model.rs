@@ -18,6 +18,7 @@ fn policy() -> QueuePolicy {
         lease_ms: 30_000,
         backoff_base_ms: 10_000,
         backoff_max_ms: 40_000,
+        max_queued: None,
     }
 }
 

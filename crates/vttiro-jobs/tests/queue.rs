@@ -18,6 +18,7 @@ fn policy() -> QueuePolicy {
         lease_ms: 30_000,
         backoff_base_ms: 10_000,
         backoff_max_ms: 60_000,
+        max_queued: None,
     }
 }
 
@@ -458,4 +459,167 @@ fn concurrent_workers_on_separate_connections_claim_each_job_exactly_once() {
     assert_eq!(all.len(), 120);
     assert_eq!(unique.len(), 120);
     assert_eq!(queue.stats().unwrap().succeeded, 120);
+}
+
+fn with_webhook(url: &str) -> NewJob {
+    let mut job = new_job(None, "hook");
+    job.spec["webhook_url"] = json!(url);
+    job
+}
+
+#[test]
+fn final_states_owe_one_webhook_each_which_dispatchers_share_retry_and_give_up_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let (queue, clock) = queue_at(&path);
+    let plain = queue.submit(new_job(None, "plain")).unwrap().job().clone();
+    let hooked = queue
+        .submit(with_webhook("https://hooks.example/a"))
+        .unwrap()
+        .job()
+        .clone();
+    let cancelled = queue
+        .submit(with_webhook("https://hooks.example/b"))
+        .unwrap()
+        .job()
+        .clone();
+    // Nothing is owed before a job ends.
+    assert!(queue.claim_webhooks(10, 5_000).unwrap().is_empty());
+
+    queue.cancel(&cancelled.id).unwrap();
+    for _ in 0..2 {
+        let lease = queue.claim("w").unwrap().unwrap();
+        queue
+            .succeed(&lease, json!({ "formats": ["vtt"] }))
+            .unwrap();
+    }
+    assert!(queue.webhooks(&plain.id).unwrap().is_empty());
+    let owed = queue.webhooks(&hooked.id).unwrap();
+    assert_eq!(owed.len(), 1);
+    assert_eq!(owed[0].event, "job.succeeded");
+    assert_eq!(owed[0].url, "https://hooks.example/a");
+    assert_eq!(owed[0].payload["data"]["id"], json!(hooked.id));
+    assert_eq!(owed[0].payload["data"]["state"], json!("succeeded"));
+    assert_eq!(owed[0].payload["data"]["result"]["formats"], json!(["vtt"]));
+    assert_eq!(
+        queue.webhooks(&cancelled.id).unwrap()[0].event,
+        "job.cancelled"
+    );
+
+    // A second dispatcher (its own connection) gets nothing while the first holds them.
+    let other = SqliteQueue::open(&path, clock.clone(), policy()).unwrap();
+    let first = queue.claim_webhooks(10, 5_000).unwrap();
+    assert_eq!(first.len(), 2);
+    assert!(first.iter().all(|d| d.attempts == 1));
+    assert!(other.claim_webhooks(10, 5_000).unwrap().is_empty());
+
+    let hooked_delivery = first.iter().find(|d| d.job_id == hooked.id).unwrap();
+    let cancelled_delivery = first.iter().find(|d| d.job_id == cancelled.id).unwrap();
+    queue
+        .webhook_outcome(&hooked_delivery.id, WebhookOutcome::Delivered)
+        .unwrap();
+    queue
+        .webhook_outcome(
+            &cancelled_delivery.id,
+            WebhookOutcome::RetryAfter {
+                after_ms: 60_000,
+                error: "HTTP 503".into(),
+            },
+        )
+        .unwrap();
+    // Not due yet; then due, with the same id (receivers deduplicate on it).
+    clock.advance(30_000);
+    assert!(queue.claim_webhooks(10, 5_000).unwrap().is_empty());
+    clock.advance(30_000);
+    let again = queue.claim_webhooks(10, 5_000).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, cancelled_delivery.id);
+    assert_eq!(again[0].attempts, 2);
+    assert_eq!(again[0].last_error.as_deref(), Some("HTTP 503"));
+    queue
+        .webhook_outcome(
+            &again[0].id,
+            WebhookOutcome::GaveUp {
+                error: "HTTP 410".into(),
+            },
+        )
+        .unwrap();
+    clock.advance(600_000);
+    assert!(queue.claim_webhooks(10, 5_000).unwrap().is_empty());
+    assert_eq!(
+        queue.webhooks(&cancelled.id).unwrap()[0].state,
+        WebhookState::Abandoned
+    );
+    let delivered = &queue.webhooks(&hooked.id).unwrap()[0];
+    assert_eq!(delivered.state, WebhookState::Delivered);
+    assert!(delivered.delivered_at.is_some());
+
+    // A dispatcher that died mid-delivery loses its hold when the lease runs out.
+    let failed = queue
+        .submit(with_webhook("https://hooks.example/c"))
+        .unwrap()
+        .job()
+        .clone();
+    let lease = queue.claim("w").unwrap().unwrap();
+    queue
+        .fail(&lease, ErrorCode::CorruptMedia, "the media is damaged")
+        .unwrap();
+    let held = queue.claim_webhooks(10, 5_000).unwrap();
+    assert_eq!(held[0].event, "job.failed");
+    assert_eq!(
+        held[0].payload["data"]["error"]["code"],
+        json!("corrupt_media")
+    );
+    clock.advance(5_000);
+    assert_eq!(other.claim_webhooks(10, 5_000).unwrap()[0].id, held[0].id);
+
+    // Deleting a job erases what it was still owed.
+    queue.delete(&failed.id).unwrap();
+    clock.advance(10_000);
+    assert!(queue.claim_webhooks(10, 5_000).unwrap().is_empty());
+}
+
+#[test]
+fn the_queue_limit_holds_against_concurrent_submitters_but_not_idempotent_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let clock = Arc::new(ManualClock::new(T0));
+    let limited = QueuePolicy {
+        max_queued: Some(5),
+        ..policy()
+    };
+    let first = SqliteQueue::open(&path, clock.clone(), limited.clone()).unwrap();
+    first.submit(new_job(Some("kept"), "k")).unwrap();
+    let outcomes: Vec<Result<Submitted, QueueError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let (path, clock, limited) = (path.clone(), clock.clone(), limited.clone());
+                scope.spawn(move || {
+                    let queue = SqliteQueue::open(&path, clock, limited).unwrap();
+                    (0..3)
+                        .map(|i| queue.submit(new_job(None, &format!("{t}-{i}"))))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let created = outcomes.iter().filter(|o| o.is_ok()).count();
+    assert_eq!(created, 4, "one slot was taken before");
+    for refused in outcomes.iter().filter_map(|o| o.as_ref().err()) {
+        assert!(
+            matches!(refused, QueueError::Full { queued: 5 }),
+            "{refused}"
+        );
+        assert_eq!(refused.code(), ErrorCode::QueueFull);
+    }
+    assert_eq!(first.stats().unwrap().queued, 5);
+    // Resubmitting with a known key is not a new job, so a full queue still answers it.
+    assert!(matches!(
+        first.submit(new_job(Some("kept"), "k")).unwrap(),
+        Submitted::Existing(_)
+    ));
 }

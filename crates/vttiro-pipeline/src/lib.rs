@@ -6,6 +6,12 @@
 //! It talks to recognisers only through [`vttiro_asr::Engine`] and to speaker models only
 //! through [`vttiro_diarize::SpeakerEncoder`], and must not know about
 //! output formats, HTTP, databases or tokio; writing subtitles is the caller's job.
+//!
+//! [`recognise`] sends every window to the engine in one call (the CLI); the service uses
+//! [`recognise_resumable`], which works in checkpointed groups so a retried job resumes
+//! where the last attempt stopped, and which can be cancelled between groups.
+
+mod resume;
 
 use std::path::Path;
 use std::time::Instant;
@@ -17,6 +23,11 @@ use vttiro_core::{samples_to_ms, ErrorCode, SpeechRegion, Transcript};
 use vttiro_diarize::{Diarization, DiarizeError, DiarizeOptions, SpeakerEncoder};
 use vttiro_media::{DecodeOptions, DecoderKind, MediaError};
 use vttiro_vad::{ChunkParams, VadParams};
+
+pub use resume::{
+    checkpoint_key, plan_groups, recognise_resumable, CheckpointError, Checkpointing, ResumeReport,
+    RunControl, DEFAULT_GROUP_SPEECH_MS,
+};
 
 #[derive(Debug, Clone, Default)]
 pub struct PipelineSettings {
@@ -122,6 +133,14 @@ pub enum PipelineError {
     },
     #[error("{input}: diarization was requested but no speaker model was given")]
     NoSpeakerModel { input: String },
+    #[error("{input}: cancelled")]
+    Cancelled { input: String },
+    #[error("{input}: {source}")]
+    Checkpoint {
+        input: String,
+        #[source]
+        source: CheckpointError,
+    },
 }
 
 impl PipelineError {
@@ -131,6 +150,10 @@ impl PipelineError {
             PipelineError::Asr { source, .. } => source.code(),
             PipelineError::Diarize { source, .. } => source.code(),
             PipelineError::NoSpeakerModel { .. } => ErrorCode::InvalidArgument,
+            // The table has no code for a stop the caller asked for; whoever cancels
+            // knows why the run ended and never reports this as a failure.
+            PipelineError::Cancelled { .. } => ErrorCode::Internal,
+            PipelineError::Checkpoint { source, .. } => source.code,
         }
     }
 }
@@ -257,19 +280,9 @@ pub fn recognise(
         fraction: 0.0,
     });
     let speech_total: usize = prepared.windows.iter().map(|w| w.end - w.start).sum();
-    let mut transcript = if prepared.windows.is_empty() {
+    let transcript = if prepared.windows.is_empty() {
         // Nothing but silence or noise: no engine call, so nothing can be hallucinated.
-        Transcript {
-            language: settings
-                .transcribe
-                .language
-                .clone()
-                .unwrap_or_else(|| "en".into()),
-            language_probability: 0.0,
-            duration_ms: samples_to_ms(prepared.samples.len()),
-            model: engine.model_name().to_string(),
-            segments: vec![],
-        }
+        empty_transcript(engine, settings, &prepared.samples)
     } else {
         let windows = &prepared.windows;
         engine
@@ -290,6 +303,46 @@ pub fn recognise(
                 source,
             })?
     };
+    complete(
+        input,
+        prepared,
+        transcript,
+        asr_started,
+        speakers,
+        settings,
+        progress,
+    )
+}
+
+/// The transcript of an input with no speech windows.
+fn empty_transcript(
+    engine: &dyn Engine,
+    settings: &PipelineSettings,
+    samples: &[f32],
+) -> Transcript {
+    Transcript {
+        language: settings
+            .transcribe
+            .language
+            .clone()
+            .unwrap_or_else(|| "en".into()),
+        language_probability: 0.0,
+        duration_ms: samples_to_ms(samples.len()),
+        model: engine.model_name().to_string(),
+        segments: vec![],
+    }
+}
+
+/// Everything after recognition: the transcript's duration, diarization and timings.
+fn complete(
+    input: &Path,
+    prepared: Prepared,
+    mut transcript: Transcript,
+    asr_started: Instant,
+    speakers: Option<&mut dyn SpeakerEncoder>,
+    settings: &PipelineSettings,
+    progress: &mut dyn FnMut(ProgressEvent),
+) -> Result<PipelineOutput, PipelineError> {
     transcript.duration_ms = samples_to_ms(prepared.samples.len());
     let mut timings = prepared.timings;
     timings.transcribe_ms = asr_started.elapsed().as_millis() as u64;

@@ -1,4 +1,9 @@
 //! The HTTP surface: routes, the error envelope, request ids and backpressure.
+//!
+//! Every route is registered through `utoipa_axum::routes!`, which takes the handler's
+//! `#[utoipa::path]` description along with it, so a route cannot be served without
+//! appearing in `/openapi.json`. Bodies are typed structs whose `ToSchema` derive is the
+//! schema the document shows.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -10,15 +15,20 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use vttiro_core::ErrorCode;
-use vttiro_jobs::{Job, JobQueue, JobState, ListQuery, NewJob, QueueError, Submitted};
+use vttiro_jobs::{
+    Job, JobFailure, JobQueue, JobState, ListQuery, NewJob, QueueError, QueueStats, Submitted,
+};
 use vttiro_storage::{LocalStore, StorageError};
 
+use crate::openapi::{ErrorCodeName, JobStateName, ResultFormatName};
 use crate::FORMATS;
 
 #[derive(Debug, Clone)]
@@ -27,6 +37,10 @@ pub struct ServerConfig {
     pub max_upload_bytes: u64,
     /// Queued jobs beyond which submissions get 429.
     pub max_queued: u64,
+    /// Largest upload `POST /v1/audio/transcriptions` accepts (OpenAI's own limit is 25 MB).
+    pub max_sync_upload_bytes: u64,
+    /// How long `POST /v1/audio/transcriptions` waits for its job before giving up (504).
+    pub sync_deadline: Duration,
 }
 
 impl Default for ServerConfig {
@@ -34,6 +48,8 @@ impl Default for ServerConfig {
         ServerConfig {
             max_upload_bytes: 2 * 1024 * 1024 * 1024,
             max_queued: 10_000,
+            max_sync_upload_bytes: 25 * 1024 * 1024,
+            sync_deadline: Duration::from_secs(600),
         }
     }
 }
@@ -42,18 +58,27 @@ pub struct AppState {
     pub queue: Arc<dyn JobQueue>,
     pub store: LocalStore,
     pub config: ServerConfig,
+    pub catalog: Arc<dyn ModelCatalog>,
+}
+
+/// What the binary can transcribe with, for `GET /v1/models` and `/readyz`.
+pub trait ModelCatalog: Send + Sync + 'static {
+    /// Model names a job or an OpenAI-style request may ask for.
+    fn models(&self) -> Vec<String>;
+    /// Why jobs with the default settings cannot run now (no model installed, no key), if so.
+    fn unready(&self) -> Option<String>;
 }
 
 /// An error on its way to the envelope; the request-id middleware fills in the id.
 #[derive(Debug, Clone)]
-struct ApiError {
+pub(crate) struct ApiError {
     code: ErrorCode,
     message: String,
-    retry_after: Option<u64>,
+    pub(crate) retry_after: Option<u64>,
 }
 
 impl ApiError {
-    fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
             code,
             message: message.into(),
@@ -64,7 +89,11 @@ impl ApiError {
 
 impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> Self {
-        ApiError::new(e.code(), e.to_string())
+        let mut error = ApiError::new(e.code(), e.to_string());
+        if matches!(e, QueueError::Full { .. }) {
+            error.retry_after = Some(5);
+        }
+        error
     }
 }
 
@@ -89,7 +118,40 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+/// The body of every refusal, whoever raised it (a handler, an extractor, or the router).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"error": {
+    "code": "job_not_found",
+    "message": "job job_01jq7k2m4v8x9c3n5p6r7s8t9w not found",
+    "request_id": "req_5f0c2a9d13b4e687",
+}}))]
+pub(crate) struct ErrorEnvelope {
+    pub(crate) error: ErrorBody,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorBody {
+    /// What went wrong, stable for programs to branch on; the HTTP status follows from it.
+    #[schema(value_type = ErrorCodeName)]
+    pub(crate) code: &'static str,
+    /// What went wrong, for people; the wording may change.
+    pub(crate) message: String,
+    /// The request's `X-Request-Id`, which the server's log lines carry too.
+    pub(crate) request_id: String,
+}
+
+fn envelope(status: StatusCode, code: ErrorCode, message: String, request_id: &str) -> Response {
+    let body = ErrorEnvelope {
+        error: ErrorBody {
+            code: code.as_str(),
+            message,
+            request_id: request_id.to_string(),
+        },
+    };
+    (status, Json(body)).into_response()
+}
 
 /// Echoes (or creates) `x-request-id`, and writes every error as
 /// `{"error": {"code", "message", "request_id"}}`.
@@ -107,12 +169,7 @@ async fn request_id(request: Request, next: Next) -> Response {
     if let Some(error) = response.extensions_mut().remove::<ApiError>() {
         let status = response.status();
         let headers = response.headers().clone();
-        let body = json!({ "error": {
-            "code": error.code.as_str(),
-            "message": error.message,
-            "request_id": id,
-        }});
-        response = (status, Json(body)).into_response();
+        response = envelope(status, error.code, error.message, &id);
         for name in [header::RETRY_AFTER] {
             if let Some(value) = headers.get(&name) {
                 response.headers_mut().insert(name, value.clone());
@@ -134,13 +191,7 @@ async fn request_id(request: Request, next: Next) -> Response {
             StatusCode::METHOD_NOT_ALLOWED => format!("{method} is not allowed on {path}"),
             other => other.canonical_reason().unwrap_or("error").to_string(),
         };
-        response = (
-            status,
-            Json(
-                json!({ "error": { "code": code.as_str(), "message": message, "request_id": id } }),
-            ),
-        )
-            .into_response();
+        response = envelope(status, code, message, &id);
     }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
@@ -148,15 +199,24 @@ async fn request_id(request: Request, next: Next) -> Response {
     response
 }
 
+/// Every route with its description; [`router`] serves the routes and
+/// [`crate::openapi`] the description, so the two come from one list.
+pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::with_openapi(crate::openapi::base())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(submit, list))
+        .routes(routes!(show, delete))
+        .routes(routes!(cancel))
+        .routes(routes!(result))
+        .routes(routes!(events))
+        .merge(crate::openai::routes())
+        .merge(crate::openapi::routes())
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/v1/jobs", post(submit).get(list))
-        .route("/v1/jobs/{id}", get(show).delete(delete))
-        .route("/v1/jobs/{id}/cancel", post(cancel))
-        .route("/v1/jobs/{id}/result", get(result))
-        .route("/v1/jobs/{id}/events", get(events))
+    let (router, _) = routes().split_for_parts();
+    router
         // Uploads are limited while they stream to storage, not buffered against a cap.
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(request_id))
@@ -164,7 +224,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Runs a store or queue call off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> ApiResult<T> + Send + 'static,
 ) -> ApiResult<T> {
     tokio::task::spawn_blocking(work)
@@ -172,11 +232,75 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("worker task failed: {e}")))?
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+#[derive(Serialize, ToSchema)]
+struct Health {
+    #[schema(value_type = String, example = "ok")]
+    status: &'static str,
 }
 
-async fn readyz(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
+#[derive(Serialize, ToSchema)]
+struct Ready {
+    #[schema(value_type = String, example = "ready")]
+    status: &'static str,
+    queue: QueueCounts,
+}
+
+/// Jobs per state, for dashboards and autoscaling.
+#[derive(Serialize, ToSchema)]
+struct QueueCounts {
+    queued: u64,
+    running: u64,
+    succeeded: u64,
+    failed: u64,
+    cancelled: u64,
+    /// Milliseconds the oldest queued job has waited; null when none waits.
+    #[schema(required = true)]
+    oldest_queued_ms: Option<i64>,
+}
+
+impl From<QueueStats> for QueueCounts {
+    fn from(stats: QueueStats) -> Self {
+        QueueCounts {
+            queued: stats.queued,
+            running: stats.running,
+            succeeded: stats.succeeded,
+            failed: stats.failed,
+            cancelled: stats.cancelled,
+            oldest_queued_ms: stats.oldest_queued_ms,
+        }
+    }
+}
+
+/// Liveness
+///
+/// Answers as long as the process serves HTTP; it checks nothing else.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "service",
+    operation_id = "health",
+    responses((status = 200, description = "The process is up.", body = Health))
+)]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Readiness
+///
+/// Checks that the job database answers, that storage takes a write, and that jobs with the
+/// default settings can run (a model is installed, or a cloud engine has its key).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "service",
+    operation_id = "ready",
+    responses(
+        (status = 200, description = "Ready to take and run jobs.", body = Ready),
+        (status = 500, description = "An internal failure (`internal`).", body = ErrorEnvelope),
+        (status = 503, description = "Not ready: the job database or storage failed (`storage_failed`), or jobs cannot run (`engine_unavailable`, with the reason).", body = ErrorEnvelope),
+    )
+)]
+async fn readyz(State(state): State<Arc<AppState>>) -> ApiResult<Json<Ready>> {
     let stats = blocking({
         let state = state.clone();
         move || Ok(state.queue.stats()?)
@@ -192,27 +316,166 @@ async fn readyz(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
         }
     })
     .await?;
-    Ok(Json(json!({ "status": "ready", "queue": stats })))
+    if let Some(reason) = state.catalog.unready() {
+        return Err(ApiError::new(ErrorCode::EngineUnavailable, reason));
+    }
+    Ok(Json(Ready {
+        status: "ready",
+        queue: stats.into(),
+    }))
 }
 
-/// The job as the API shows it.
-fn view(job: &Job) -> Value {
-    json!({
-        "id": job.id,
-        "state": job.state,
-        "progress": (job.progress * 1000.0).round() / 1000.0,
-        "stage": job.stage,
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "options": job.spec,
-        "cancel_requested": job.cancel_requested,
-        "error": job.error,
-        "result": job.result,
-        "created_at": job.created_at,
-        "updated_at": job.updated_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-    })
+/// A job as the API shows it. Times are milliseconds since the Unix epoch.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct JobView {
+    #[schema(example = "job_01jq7k2m4v8x9c3n5p6r7s8t9w")]
+    id: String,
+    #[schema(value_type = JobStateName)]
+    state: JobState,
+    /// How far the current attempt has got, 0 to 1.
+    progress: f32,
+    /// The stage the current attempt is in (`decode`, `transcribe`, ...).
+    #[schema(required = true)]
+    stage: Option<String>,
+    /// Attempts started so far.
+    attempts: u32,
+    /// Attempts before the job fails for good; failures of the input are never retried.
+    max_attempts: u32,
+    /// The options the job was submitted with, after validation (`formats` filled in).
+    #[schema(value_type = Object)]
+    options: Value,
+    /// A cancel was asked for while the job ran; it stops at its next heartbeat.
+    cancel_requested: bool,
+    /// Why the last attempt failed (kept while a retry waits).
+    #[schema(required = true)]
+    error: Option<JobError>,
+    /// What a succeeded job produced.
+    #[schema(value_type = Option<JobResult>, required = true)]
+    result: Option<Value>,
+    created_at: i64,
+    updated_at: i64,
+    #[schema(required = true)]
+    started_at: Option<i64>,
+    #[schema(required = true)]
+    finished_at: Option<i64>,
+}
+
+/// Why an attempt failed.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct JobError {
+    #[schema(value_type = ErrorCodeName)]
+    code: String,
+    message: String,
+}
+
+/// The shape of a succeeded job's `result` (it is shown as the worker recorded it).
+#[derive(ToSchema)]
+#[allow(dead_code)] // A schema only: the worker writes this JSON.
+pub(crate) struct JobResult {
+    /// The formats written, each fetched from `GET /v1/jobs/{id}/result?format=...`.
+    #[schema(value_type = Vec<ResultFormatName>)]
+    formats: Vec<String>,
+    /// What the runner reports: engine, model, language, timings, usage.
+    #[schema(value_type = Object)]
+    summary: Value,
+}
+
+impl From<&Job> for JobView {
+    fn from(job: &Job) -> Self {
+        JobView {
+            id: job.id.clone(),
+            state: job.state,
+            progress: (job.progress * 1000.0).round() / 1000.0,
+            stage: job.stage.clone(),
+            attempts: job.attempts,
+            max_attempts: job.max_attempts,
+            options: job.spec.clone(),
+            cancel_requested: job.cancel_requested,
+            error: job.error.as_ref().map(|e: &JobFailure| JobError {
+                code: e.code.clone(),
+                message: e.message.clone(),
+            }),
+            result: job.result.clone(),
+            created_at: job.created_at,
+            updated_at: job.updated_at,
+            started_at: job.started_at,
+            finished_at: job.finished_at,
+        }
+    }
+}
+
+/// One page of jobs, newest first.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct JobPage {
+    jobs: Vec<JobView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(required = true)]
+    next_cursor: Option<String>,
+}
+
+/// A job submitted as JSON: the media comes from `url`; every other field is optional.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // A schema only: `validate_options` reads the body as a map.
+pub(crate) struct JobOptions {
+    /// Where to fetch the media: http or https, at a public address.
+    #[schema(pattern = "^https?://", example = "https://example.com/talk.mp3")]
+    url: String,
+    /// The engine, or a fallback chain such as `local,openai` (default: the server's).
+    #[schema(nullable = false)]
+    engine: Option<String>,
+    /// The model (default: the server's); `GET /v1/models` lists them.
+    #[schema(nullable = false)]
+    model: Option<String>,
+    /// The spoken language, e.g. `en` (default: detected).
+    #[schema(nullable = false)]
+    language: Option<String>,
+    /// Label who speaks when.
+    #[schema(nullable = false)]
+    diarize: Option<bool>,
+    /// How many speakers there are, when known.
+    #[schema(nullable = false, minimum = 1)]
+    speakers: Option<u32>,
+    /// The result formats to produce (default `["vtt", "json"]`).
+    #[schema(nullable = false, value_type = Option<Vec<ResultFormatName>>)]
+    formats: Option<Vec<String>>,
+    /// Notified when the job ends (see the `jobFinished` webhook).
+    #[schema(nullable = false, pattern = "^https?://", max_length = 2048)]
+    webhook_url: Option<String>,
+    /// Text that primes the recogniser (names, spellings).
+    #[schema(nullable = false)]
+    prompt: Option<String>,
+}
+
+/// A job submitted with the media uploaded: a `file` part, then the options, either as one
+/// JSON `options` part (the fields of `JobOptions` but `url`) or one text part each.
+#[derive(ToSchema)]
+#[allow(dead_code)] // A schema only: the handler reads the parts one by one.
+pub(crate) struct JobUpload {
+    /// The audio or video file; its type is recognised from its bytes.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// The options as one JSON object, e.g. `{"formats": ["vtt", "srt"], "language": "en"}`.
+    #[schema(nullable = false)]
+    options: Option<String>,
+    #[schema(nullable = false)]
+    engine: Option<String>,
+    #[schema(nullable = false)]
+    model: Option<String>,
+    #[schema(nullable = false)]
+    language: Option<String>,
+    /// `true`/`false` (or `1`/`0`).
+    #[schema(nullable = false, pattern = "^(true|false|1|0)$")]
+    diarize: Option<String>,
+    #[schema(nullable = false)]
+    speakers: Option<String>,
+    /// Comma-separated, e.g. `vtt,srt`.
+    #[schema(nullable = false, example = "vtt,srt")]
+    formats: Option<String>,
+    #[schema(nullable = false, pattern = "^https?://", max_length = 2048)]
+    webhook_url: Option<String>,
+    #[schema(nullable = false)]
+    prompt: Option<String>,
 }
 
 /// Checks and completes a job's options: formats, diarize, and the free-form rest.
@@ -276,16 +539,49 @@ fn validate_options(options: Map<String, Value>) -> ApiResult<Map<String, Value>
         };
         options.insert("diarize".into(), json!(flag));
     }
+    if let Some(speakers) = options.get("speakers") {
+        // Multipart fields arrive as text; the runner reads a number.
+        let count = match speakers {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse::<u64>().ok(),
+            _ => None,
+        }
+        .filter(|n| (1..=32).contains(n))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidArgument,
+                "speakers must be a whole number from 1 to 32",
+            )
+        })?;
+        options.insert("speakers".into(), json!(count));
+    }
     if let Some(url) = options.get("url") {
-        let text = url.as_str().unwrap_or_default();
-        if !(text.starts_with("http://") || text.starts_with("https://")) {
+        if !is_http_url(url.as_str().unwrap_or_default()) {
             return Err(ApiError::new(
                 ErrorCode::MediaUrlFailed,
                 "url must be an http or https URL",
             ));
         }
     }
+    if let Some(url) = options.get("webhook_url") {
+        let text = url.as_str().unwrap_or_default();
+        if !is_http_url(text) || text.len() > 2048 {
+            return Err(ApiError::new(
+                ErrorCode::InvalidArgument,
+                "webhook_url must be an http or https URL",
+            ));
+        }
+    }
     Ok(options)
+}
+
+/// An http or https URL that parses as the fetcher and the webhook sender parse it, so a
+/// URL that could never be dialled is refused now rather than failing the job later.
+fn is_http_url(text: &str) -> bool {
+    (text.starts_with("http://") || text.starts_with("https://"))
+        && text
+            .parse::<axum::http::Uri>()
+            .is_ok_and(|uri| uri.host().is_some_and(|host| !host.is_empty()))
 }
 
 /// Feeds a blocking reader from chunks an async task receives, so an upload streams
@@ -310,11 +606,76 @@ impl std::io::Read for ChannelReader {
     }
 }
 
-async fn submit(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    request: Request,
-) -> ApiResult<Response> {
+/// Streams one multipart file field into storage under a fresh `uploads/<id>/media` key,
+/// refusing it past `limit` bytes (413) or when it is not audio or video (415).
+pub(crate) async fn store_upload(
+    state: &Arc<AppState>,
+    mut field: axum::extract::multipart::Field<'_>,
+    limit: u64,
+) -> ApiResult<vttiro_storage::StoredObject> {
+    let key = format!(
+        "uploads/{:016x}{:08x}/media",
+        fastrand::u64(..),
+        fastrand::u32(..)
+    );
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(8);
+    let store = state.store.clone();
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut reader = ChannelReader {
+            chunks: receiver,
+            current: Bytes::new(),
+        };
+        store.put_media(&key, &mut reader, limit)
+    });
+    let mut read_error = None;
+    loop {
+        match field.chunk().await {
+            Ok(Some(chunk)) => {
+                // The writer has stopped (too large, not media): stop reading.
+                if sender.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                read_error = Some(e.body_text());
+                break;
+            }
+        }
+    }
+    drop(sender);
+    let stored = writer
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    if let Some(reason) = read_error {
+        if let Ok(object) = &stored {
+            let _ = state.store.delete(&object.key);
+        }
+        return Err(ApiError::new(
+            ErrorCode::InvalidArgument,
+            format!("the upload was cut short: {reason}"),
+        ));
+    }
+    stored.map_err(|e| match e {
+        StorageError::TooLarge { limit, .. } => ApiError::new(
+            ErrorCode::InputTooLarge,
+            format!("the upload is larger than the {limit}-byte limit"),
+        ),
+        StorageError::NotMedia(_) => ApiError::new(
+            ErrorCode::UnsupportedMedia,
+            "the upload is not an audio or video file",
+        ),
+        other => other.into(),
+    })
+}
+
+/// Erases an upload that no job will own.
+pub(crate) fn discard_upload(store: &LocalStore, object: &vttiro_storage::StoredObject) {
+    let _ = store.delete_prefix(object.key.trim_end_matches("/media"));
+}
+
+/// 429 with Retry-After once `max_queued` jobs are waiting.
+pub(crate) async fn refuse_when_full(state: &Arc<AppState>) -> ApiResult<()> {
     let queued = blocking({
         let state = state.clone();
         move || Ok(state.queue.stats()?.queued)
@@ -328,6 +689,46 @@ async fn submit(
         error.retry_after = Some(5);
         return Err(error);
     }
+    Ok(())
+}
+
+/// Submit a job
+///
+/// Upload the media as `multipart/form-data` (a `file` part, and the options either as one
+/// JSON `options` part or one text part each), or send JSON whose `url` the server fetches
+/// the media from. The job runs in the background: poll it, follow its events, or give a
+/// `webhook_url`. A repeated request with the same `Idempotency-Key` returns the first job.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs",
+    tag = "jobs",
+    operation_id = "submitJob",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Makes retries safe: the same key with the same request returns the first job (200), with another request it is refused (409)."),
+    ),
+    request_body(content(
+        (JobUpload = "multipart/form-data"),
+        (JobOptions = "application/json"),
+    )),
+    responses(
+        (status = 202, description = "The job is queued.", body = JobView, headers(("Location" = String, description = "The job's URL."))),
+        (status = 200, description = "An earlier request with this `Idempotency-Key` created this job.", body = JobView, headers(("Location" = String, description = "The job's URL."))),
+        (status = 400, description = "The request is malformed: another content type, no media, both a file and a url, unknown or invalid options (`invalid_argument`).", body = ErrorEnvelope),
+        (status = 409, description = "The `Idempotency-Key` was used for another request (`conflict`).", body = ErrorEnvelope),
+        (status = 413, description = "The upload is larger than the server's limit (`input_too_large`).", body = ErrorEnvelope),
+        (status = 415, description = "The upload is not an audio or video file (`unsupported_media`).", body = ErrorEnvelope),
+        (status = 422, description = "The `url` is not an http or https URL (`media_url_failed`).", body = ErrorEnvelope),
+        (status = 429, description = "Too many jobs are queued (`queue_full`).", body = ErrorEnvelope, headers(("Retry-After" = u64, description = "Seconds to wait before trying again."))),
+        (status = 500, description = "An internal failure (`internal`).", body = ErrorEnvelope),
+        (status = 503, description = "The job database or storage failed (`storage_failed`).", body = ErrorEnvelope),
+    )
+)]
+async fn submit(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    request: Request,
+) -> ApiResult<Response> {
+    refuse_when_full(&state).await?;
     let idempotency_key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -344,69 +745,14 @@ async fn submit(
         let mut form = Multipart::from_request(request, &())
             .await
             .map_err(|e| ApiError::new(ErrorCode::InvalidArgument, e.body_text()))?;
-        while let Some(mut field) = form
+        while let Some(field) = form
             .next_field()
             .await
             .map_err(|e| ApiError::new(ErrorCode::InvalidArgument, e.body_text()))?
         {
             let name = field.name().unwrap_or_default().to_string();
             if name == "file" {
-                let key = format!(
-                    "uploads/{:016x}{:08x}/media",
-                    fastrand::u64(..),
-                    fastrand::u32(..)
-                );
-                let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(8);
-                let store = state.store.clone();
-                let limit = state.config.max_upload_bytes;
-                let writer = tokio::task::spawn_blocking(move || {
-                    let mut reader = ChannelReader {
-                        chunks: receiver,
-                        current: Bytes::new(),
-                    };
-                    store.put_media(&key, &mut reader, limit)
-                });
-                let mut read_error = None;
-                loop {
-                    match field.chunk().await {
-                        Ok(Some(chunk)) => {
-                            // The writer has stopped (too large, not media): stop reading.
-                            if sender.send(chunk).await.is_err() {
-                                break;
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            read_error = Some(e.body_text());
-                            break;
-                        }
-                    }
-                }
-                drop(sender);
-                let stored = writer
-                    .await
-                    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-                if let Some(reason) = read_error {
-                    if let Ok(object) = &stored {
-                        let _ = state.store.delete(&object.key);
-                    }
-                    return Err(ApiError::new(
-                        ErrorCode::InvalidArgument,
-                        format!("the upload was cut short: {reason}"),
-                    ));
-                }
-                let stored = stored.map_err(|e| match e {
-                    StorageError::TooLarge { limit, .. } => ApiError::new(
-                        ErrorCode::InputTooLarge,
-                        format!("the upload is larger than the {limit}-byte limit"),
-                    ),
-                    StorageError::NotMedia(_) => ApiError::new(
-                        ErrorCode::UnsupportedMedia,
-                        "the upload is not an audio or video file",
-                    ),
-                    other => other.into(),
-                })?;
-                media = Some(stored);
+                media = Some(store_upload(&state, field, state.config.max_upload_bytes).await?);
             } else {
                 let text = field
                     .text()
@@ -435,9 +781,7 @@ async fn submit(
     }
     let cleanup = |media: &Option<vttiro_storage::StoredObject>| {
         if let Some(object) = media {
-            let _ = state
-                .store
-                .delete_prefix(object.key.trim_end_matches("/media"));
+            discard_upload(&state.store, object);
         }
     };
     let options = match validate_options(options) {
@@ -505,32 +849,70 @@ async fn submit(
             (StatusCode::OK, job)
         }
     };
-    let mut response = (status, Json(view(&job))).into_response();
+    let mut response = (status, Json(JobView::from(&job))).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)) {
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
 }
 
+/// Get a job
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    tag = "jobs",
+    operation_id = "getJob",
+    params(("id" = String, Path, description = "The job's id.")),
+    responses(
+        (status = 200, description = "The job.", body = JobView),
+        (status = 400, description = "The id is not valid UTF-8 (`invalid_argument`).", body = ErrorEnvelope),
+        (status = 404, description = "No such job (`job_not_found`).", body = ErrorEnvelope),
+        (status = 500, description = "An internal failure (`internal`).", body = ErrorEnvelope),
+        (status = 503, description = "The job database failed (`storage_failed`).", body = ErrorEnvelope),
+    )
+)]
 async fn show(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JobView>> {
     let job = blocking(move || Ok(state.queue.get(&id)?)).await?;
-    Ok(Json(view(&job)))
+    Ok(Json(JobView::from(&job)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// Only jobs in this state.
+    #[param(value_type = Option<JobStateName>, nullable = false)]
     state: Option<String>,
+    /// The `next_cursor` of the previous page.
+    #[param(nullable = false)]
     cursor: Option<String>,
+    /// Jobs per page.
+    #[param(nullable = false, minimum = 1, maximum = 200, default = 50)]
     limit: Option<usize>,
 }
 
+/// List jobs
+///
+/// Newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs",
+    tag = "jobs",
+    operation_id = "listJobs",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of jobs.", body = JobPage),
+        (status = 400, description = "An unknown state, or a limit outside 1..=200 (`invalid_argument`).", body = ErrorEnvelope),
+        (status = 500, description = "An internal failure (`internal`).", body = ErrorEnvelope),
+        (status = 503, description = "The job database failed (`storage_failed`).", body = ErrorEnvelope),
+    )
+)]
 async fn list(
     State(state): State<Arc<AppState>>,
     Query(params): Query<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JobPage>> {
     let job_state = match params.state.as_deref() {
         None => None,
         Some(text) => Some(JobState::parse(text).ok_or_else(|| {
@@ -554,12 +936,31 @@ async fn list(
         limit,
     };
     let page = blocking(move || Ok(state.queue.list(&query)?)).await?;
-    Ok(Json(json!({
-        "jobs": page.jobs.iter().map(view).collect::<Vec<_>>(),
-        "next_cursor": page.next_cursor,
-    })))
+    Ok(Json(JobPage {
+        jobs: page.jobs.iter().map(JobView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
+/// Cancel a job
+///
+/// A queued job is cancelled at once; a running one stops at its worker's next heartbeat.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/cancel",
+    tag = "jobs",
+    operation_id = "cancelJob",
+    params(("id" = String, Path, description = "The job's id.")),
+    responses(
+        (status = 200, description = "The job is cancelled.", body = JobView),
+        (status = 202, description = "The job is running; it stops at its next heartbeat.", body = JobView),
+        (status = 400, description = "The id is not valid UTF-8 (`invalid_argument`).", body = ErrorEnvelope),
+        (status = 404, description = "No such job (`job_not_found`).", body = ErrorEnvelope),
+        (status = 409, description = "The job has already ended (`conflict`).", body = ErrorEnvelope),
+        (status = 500, description = "An internal failure (`internal`).", body = ErrorEnvelope),
+        (status = 503, description = "The job database failed (`storage_failed`).", body = ErrorEnvelope),
+    )
+)]
 async fn cancel(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<Response> {
     let job = blocking(move || Ok(state.queue.cancel(&id)?)).await?;
     // A running job stops at its worker's next heartbeat.
@@ -568,9 +969,27 @@ async fn cancel(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> A
     } else {
         StatusCode::ACCEPTED
     };
-    Ok((status, Json(view(&job))).into_response())
+    Ok((status, Json(JobView::from(&job))).into_response())
 }
 
+/// Delete a job
+///
+/// Erases the job, its history, its media and its results. A running job's worker stops at
+/// its next heartbeat.
+#[utoipa::path(
+    delete,
+    path = "/v1/jobs/{id}",
+    tag = "jobs",
+    operation_id = "deleteJob",
+    params(("id" = String, Path, description = "The job's id.")),
+    responses(
+        (status = 204, description = "The job and its files are gone."),
+        (status = 400, description = "The id is not valid UTF-8 (`invalid_argument`).", body = ErrorEnvelope),
+        (status = 404, description = "No such job (`job_not_found`).", body = ErrorEnvelope),
+        (status = 500, description = "An internal failure (`internal`).", body = ErrorEnvelope),
+        (status = 503, description = "The job database or storage failed (`storage_failed`).", body = ErrorEnvelope),
+    )
+)]
 async fn delete(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -589,11 +1008,37 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ResultParams {
+    /// Which result; the job must have been submitted with it in `formats`.
+    #[param(value_type = Option<ResultFormatName>, nullable = false, default = "vtt")]
     format: Option<String>,
 }
 
+/// Get a result
+///
+/// One of the formats a succeeded job produced.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/result",
+    tag = "jobs",
+    operation_id = "getJobResult",
+    params(("id" = String, Path, description = "The job's id."), ResultParams),
+    responses(
+        (status = 200, description = "The result in the format asked for.", content(
+            (String = "text/vtt"),
+            (String = "application/x-subrip"),
+            (Object = "application/json"),
+            (String = "text/plain"),
+        )),
+        (status = 400, description = "An unknown format (`invalid_argument`).", body = ErrorEnvelope),
+        (status = 404, description = "No such job, or it has no result in that format (`job_not_found`).", body = ErrorEnvelope),
+        (status = 409, description = "The job has not succeeded (`conflict`).", body = ErrorEnvelope),
+        (status = 500, description = "An internal failure (`internal`).", body = ErrorEnvelope),
+        (status = 503, description = "The job database or storage failed (`storage_failed`).", body = ErrorEnvelope),
+    )
+)]
 async fn result(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -633,9 +1078,59 @@ async fn result(
     Ok(([(header::CONTENT_TYPE, *content_type)], bytes).into_response())
 }
 
-/// Server-Sent Events from the job's durable history: each event carries its sequence
-/// number as `id`, so a client reconnecting with `Last-Event-ID` misses nothing. The
-/// stream ends after the job's final event.
+/// One Server-Sent Event of a job's stream. OpenAPI 3.1 has no word for the items of a
+/// stream, so this follows 3.2's convention (which schemathesis reads): the schema of an
+/// event-stream response describes each event.
+#[derive(ToSchema)]
+#[allow(dead_code)] // A schema only: axum's `Event` writes the fields.
+pub(crate) struct JobEventMessage {
+    /// The event's number in the job's history, from 1; send it back as `Last-Event-ID`.
+    #[schema(pattern = "^[0-9]+$", example = "3")]
+    id: String,
+    /// What happened: `queued`, `running`, `progress`, `retrying`, `cancel_requested`,
+    /// `succeeded`, `failed` or `cancelled`.
+    #[schema(example = "progress")]
+    event: String,
+    /// A `JobEventData` object as JSON.
+    #[schema(content_media_type = "application/json")]
+    data: String,
+}
+
+/// The `data` of each Server-Sent Event.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct JobEventData {
+    /// When it happened, in milliseconds since the Unix epoch.
+    at: i64,
+    /// What the event carries: `{fraction, stage}` for progress, `{code, message}` for a
+    /// failure, the result for success.
+    #[schema(value_type = Object)]
+    data: Value,
+}
+
+/// Follow a job's events
+///
+/// Server-Sent Events from the job's durable history, oldest first: each event's `event` is
+/// its kind (`queued`, `running`, `progress`, `retrying`, `cancel_requested`, `succeeded`,
+/// `failed`, `cancelled`), its `id` its sequence number, and its `data` a `JobEventData`
+/// object. A client reconnecting with `Last-Event-ID` misses nothing; the stream ends after
+/// the job's final event.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/events",
+    tag = "jobs",
+    operation_id = "jobEvents",
+    params(
+        ("id" = String, Path, description = "The job's id."),
+        ("Last-Event-ID" = Option<u64>, Header, nullable = false, description = "Resume after this event (browsers send it when they reconnect)."),
+    ),
+    responses(
+        (status = 200, description = "The event stream; each event is a `JobEventMessage`.", content((JobEventMessage = "text/event-stream"))),
+        (status = 400, description = "The id is not valid UTF-8 (`invalid_argument`).", body = ErrorEnvelope),
+        (status = 404, description = "No such job (`job_not_found`).", body = ErrorEnvelope),
+        (status = 500, description = "An internal failure (`internal`).", body = ErrorEnvelope),
+        (status = 503, description = "The job database failed (`storage_failed`).", body = ErrorEnvelope),
+    )
+)]
 async fn events(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -673,7 +1168,13 @@ async fn events(
                 let sse = Event::default()
                     .id(event.seq.to_string())
                     .event(event.kind.clone())
-                    .data(json!({ "at": event.at, "data": event.data }).to_string());
+                    .data(
+                        serde_json::to_string(&JobEventData {
+                            at: event.at,
+                            data: event.data,
+                        })
+                        .unwrap_or_default(),
+                    );
                 return Some((Ok(sse), cursor));
             }
             if cursor.finished {

@@ -8,9 +8,15 @@
 //! any engine the binary was built with.
 
 mod api;
+mod openai;
+mod openapi;
+mod webhook;
 mod worker;
 
-pub use api::{router, AppState, ServerConfig};
+pub use api::{router, AppState, ModelCatalog, ServerConfig};
+pub use openai::DEFAULT_MODEL_ALIAS;
+pub use openapi::openapi;
+pub use webhook::{spawn_dispatcher, Dispatcher, SecretError, WebhookConfig, WebhookSecret};
 pub use worker::{
     spawn_workers, JobRunner, RunContext, RunFailure, RunOutput, RunRequest, Workers,
 };

@@ -62,13 +62,25 @@ pub trait JobRunner: Send + Sync + 'static {
 
 pub struct Workers {
     stop: Arc<AtomicBool>,
+    abandon: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl Workers {
-    /// Stops taking jobs and waits for the running ones to finish.
-    pub fn shutdown(self) {
+    /// Stops taking jobs and gives the running ones `grace` to finish; past it their
+    /// runners are told to stop and the jobs go back to the queue at once (not after a
+    /// lease expiry), without using up an attempt.
+    pub fn shutdown(self, grace: Duration) {
         self.stop.store(true, Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline && self.threads.iter().any(|t| !t.is_finished())
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if self.threads.iter().any(|t| !t.is_finished()) {
+            tracing::warn!("shutdown grace over: releasing the jobs still running");
+            self.abandon.store(true, Ordering::SeqCst);
+        }
         for thread in self.threads {
             let _ = thread.join();
         }
@@ -83,6 +95,7 @@ struct Shared {
     fetch: FetchPolicy,
     heartbeat: Duration,
     stop: Arc<AtomicBool>,
+    abandon: Arc<AtomicBool>,
 }
 
 /// Starts `count` worker threads named `{name}-{i}`.
@@ -96,6 +109,7 @@ pub fn spawn_workers(
     heartbeat: Duration,
 ) -> Workers {
     let stop = Arc::new(AtomicBool::new(false));
+    let abandon = Arc::new(AtomicBool::new(false));
     let shared = Shared {
         queue,
         store,
@@ -103,6 +117,7 @@ pub fn spawn_workers(
         fetch,
         heartbeat,
         stop: stop.clone(),
+        abandon: abandon.clone(),
     };
     let threads = (0..count.max(1))
         .map(|i| {
@@ -114,7 +129,11 @@ pub fn spawn_workers(
                 .expect("spawn worker thread")
         })
         .collect();
-    Workers { stop, threads }
+    Workers {
+        stop,
+        abandon,
+        threads,
+    }
 }
 
 fn work(shared: &Shared, worker: &str) {
@@ -184,6 +203,10 @@ fn run_one(shared: &Shared, lease: Lease) {
     }
     let recorded = match outcome {
         Ok(summary) => shared.queue.succeed(&lease, summary),
+        Err(_) if shared.abandon.load(Ordering::SeqCst) => {
+            tracing::warn!(job = %id, "released at shutdown; another worker takes it");
+            shared.queue.release(&lease)
+        }
         Err(_) if cancelled.load(Ordering::SeqCst) => shared.queue.acknowledge_cancel(&lease),
         Err(failure) => {
             tracing::warn!(job = %id, code = %failure.code, error = %failure.message, "attempt failed");
@@ -282,7 +305,7 @@ impl RunContext for WorkerContext<'_> {
     }
 
     fn cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::SeqCst)
+        self.cancelled.load(Ordering::SeqCst) || self.shared.abandon.load(Ordering::SeqCst)
     }
 
     fn checkpoint(&self, key: &str) -> Option<Vec<u8>> {

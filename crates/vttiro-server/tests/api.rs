@@ -4,16 +4,18 @@
 //! format from it; the pipeline runner is tested through `vttiro serve` in vttiro-cli.
 
 use std::io::Read;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use vttiro_core::ErrorCode;
-use vttiro_jobs::{QueuePolicy, SqliteQueue, SystemClock};
+use vttiro_jobs::WebhookState;
 use vttiro_server::*;
-use vttiro_storage::{FetchPolicy, LocalStore};
+
+mod common;
+use common::*;
+use vttiro_storage::FetchPolicy;
 
 /// Writes each format as "<format> <bytes> <sha-less size>", after reporting three stages;
 /// `prompt: "slow"` makes it take a second (checking for cancel), `prompt: "fail"` fails
@@ -62,175 +64,16 @@ impl JobRunner for EchoRunner {
     }
 }
 
-struct Service {
-    addr: SocketAddr,
-    store_dir: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-    runtime: Option<tokio::runtime::Runtime>,
-    workers: Option<Workers>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+fn start(config: ServerConfig, workers: usize) -> Service {
+    Service::start(config, workers, Arc::new(EchoRunner), None)
 }
 
-impl Service {
-    fn start(config: ServerConfig, workers: usize) -> Service {
-        let dir = tempfile::tempdir().unwrap();
-        let policy = QueuePolicy {
-            lease_ms: 2_000,
-            backoff_base_ms: 100,
-            ..QueuePolicy::default()
-        };
-        let queue: Arc<dyn vttiro_jobs::JobQueue> = Arc::new(
-            SqliteQueue::open(&dir.path().join("jobs.db"), Arc::new(SystemClock), policy).unwrap(),
-        );
-        let store_dir = dir.path().join("store");
-        let store = LocalStore::open(&store_dir).unwrap();
-        let workers = (workers > 0).then(|| {
-            spawn_workers(
-                workers,
-                "test-worker",
-                queue.clone(),
-                store.clone(),
-                Arc::new(EchoRunner),
-                FetchPolicy::default(),
-                Duration::from_millis(200),
-            )
-        });
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = router(Arc::new(AppState {
-            queue,
-            store,
-            config,
-        }));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        runtime.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-        });
-        Service {
-            addr,
-            store_dir,
-            _dir: dir,
-            runtime: Some(runtime),
-            workers,
-            stop: Some(stop),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(workers) = self.workers.take() {
-            workers.shutdown();
-        }
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_timeout(Duration::from_secs(2));
-        }
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn send(request: ureq::http::Request<Vec<u8>>) -> Reply {
-    let mut response = agent().run(request).unwrap();
-    let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-        .collect();
-    let body = response.body_mut().read_to_vec().unwrap_or_default();
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn get(url: &str) -> Reply {
-    send(ureq::http::Request::get(url).body(Vec::new()).unwrap())
-}
-
-fn method(verb: &str, url: &str) -> Reply {
-    send(
-        ureq::http::Request::builder()
-            .method(verb)
-            .uri(url)
-            .body(Vec::new())
-            .unwrap(),
-    )
-}
-
-/// `seconds` of silence as 16 kHz 16-bit WAV.
-fn wav(seconds: usize) -> Vec<u8> {
-    vttiro_media::encode_wav(&vec![0.0; seconds * 16_000])
-}
-
-/// A multipart upload of `file` with `options` (JSON) and extra text fields.
+/// A multipart upload of `file` with `options` (JSON) and extra headers.
 fn upload(url: &str, file: &[u8], options: Value, headers: &[(&str, &str)]) -> Reply {
-    let boundary = "vttiro-test-boundary-7f3a";
-    let mut body = Vec::new();
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"options\"\r\n\r\n{options}\r\n"
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(
-        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"talk.wav\"\r\nContent-Type: audio/wav\r\n\r\n")
-            .as_bytes(),
-    );
-    body.extend_from_slice(file);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let mut builder = ureq::http::Request::post(url).header(
-        "content-type",
-        format!("multipart/form-data; boundary={boundary}"),
-    );
-    for (k, v) in headers {
-        builder = builder.header(*k, *v);
-    }
-    send(builder.body(body).unwrap())
+    let options = options.to_string();
+    let (mut all, body) = multipart(&[("options", options.as_str())], file);
+    all.extend(headers.iter().map(|(k, v)| (*k, v.to_string())));
+    send("POST", url, &all, body)
 }
 
 fn wait_for(service: &Service, id: &str, state: &str) -> Value {
@@ -264,7 +107,7 @@ fn files_under(dir: &Path) -> Vec<String> {
 
 #[test]
 fn an_upload_runs_to_results_with_events_in_order_and_delete_erases_it() {
-    let service = Service::start(ServerConfig::default(), 1);
+    let service = start(ServerConfig::default(), 1);
     assert_eq!(get(&service.url("/healthz")).status, 200);
     let ready = get(&service.url("/readyz"));
     assert_eq!(
@@ -328,10 +171,10 @@ fn an_upload_runs_to_results_with_events_in_order_and_delete_erases_it() {
     assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "{ids:?}");
     // Resuming after the second event skips what was seen.
     let resumed = send(
-        ureq::http::Request::get(service.url(&format!("/v1/jobs/{id}/events")))
-            .header("last-event-id", "2")
-            .body(Vec::new())
-            .unwrap(),
+        "GET",
+        &service.url(&format!("/v1/jobs/{id}/events")),
+        &[("last-event-id", "2".into())],
+        Vec::new(),
     );
     let resumed_ids: Vec<&str> = std::str::from_utf8(&resumed.body)
         .unwrap()
@@ -366,8 +209,9 @@ fn every_refusal_has_its_status_and_the_error_envelope() {
     let config = ServerConfig {
         max_upload_bytes: 50_000,
         max_queued: 2,
+        ..ServerConfig::default()
     };
-    let service = Service::start(config, 0);
+    let service = start(config, 0);
     let url = service.url("/v1/jobs");
     let cases: Vec<(Reply, u16, &str)> = vec![
         (
@@ -392,20 +236,20 @@ fn every_refusal_has_its_status_and_the_error_envelope() {
         ),
         (
             send(
-                ureq::http::Request::post(&url)
-                    .header("content-type", "application/json")
-                    .body(br#"{"url": "ftp://example.org/a.wav"}"#.to_vec())
-                    .unwrap(),
+                "POST",
+                &url,
+                &[("content-type", "application/json".into())],
+                br#"{"url": "ftp://example.org/a.wav"}"#.to_vec(),
             ),
             422,
             "media_url_failed",
         ),
         (
             send(
-                ureq::http::Request::post(&url)
-                    .header("content-type", "text/plain")
-                    .body(b"hello".to_vec())
-                    .unwrap(),
+                "POST",
+                &url,
+                &[("content-type", "text/plain".into())],
+                b"hello".to_vec(),
             ),
             400,
             "invalid_argument",
@@ -486,7 +330,7 @@ fn every_refusal_has_its_status_and_the_error_envelope() {
 
 #[test]
 fn running_jobs_cancel_at_the_next_heartbeat_and_failures_are_recorded() {
-    let service = Service::start(ServerConfig::default(), 1);
+    let service = start(ServerConfig::default(), 1);
     let url = service.url("/v1/jobs");
     let slow = upload(&url, &wav(1), json!({ "prompt": "slow" }), &[]).json();
     let id = slow["id"].as_str().unwrap();
@@ -502,15 +346,278 @@ fn running_jobs_cancel_at_the_next_heartbeat_and_failures_are_recorded() {
     assert_eq!(failed["error"]["code"], "corrupt_media");
     assert_eq!(failed["attempts"], 1, "corrupt media is not retried");
 
-    let mut buffer = String::new();
-    let mut events = agent()
-        .get(&service.url(&format!("/v1/jobs/{id}/events")))
-        .call()
-        .unwrap();
-    events
-        .body_mut()
-        .as_reader()
-        .read_to_string(&mut buffer)
-        .unwrap();
+    let buffer = get(&service.url(&format!("/v1/jobs/{id}/events"))).text();
     assert!(buffer.contains("event: failed"), "{buffer}");
+}
+
+/// One request a webhook receiver got.
+struct Received {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("no {name} header"))
+    }
+}
+
+/// A webhook receiver on 127.0.0.1 answering `status_for(path, nth request on that path)`;
+/// it stops after `limit` requests or 20 s, and hands back what it received.
+fn receiver(
+    limit: usize,
+    status_for: impl Fn(&str, usize) -> u16 + Send + 'static,
+) -> (u16, std::thread::JoinHandle<Vec<Received>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let handle = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut received: Vec<Received> = Vec::new();
+        while received.len() < limit && Instant::now() < deadline {
+            let (stream, _) = match listener.accept() {
+                Ok(pair) => pair,
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+            };
+            stream.set_nonblocking(false).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            let path = request_line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_string();
+            let mut headers = Vec::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let line = line.trim_end();
+                if line.is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':') {
+                    headers.push((k.trim().to_string(), v.trim().to_string()));
+                }
+            }
+            let length: usize = headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let nth = received.iter().filter(|r| r.path == path).count();
+            let status = status_for(&path, nth);
+            let mut stream = stream;
+            write!(
+                stream,
+                "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            )
+            .unwrap();
+            received.push(Received {
+                path,
+                headers,
+                body,
+            });
+        }
+        received
+    });
+    (port, handle)
+}
+
+/// Standard Webhooks verification, written from the scheme's description.
+fn verify(secret: &WebhookSecret, received: &Received) -> bool {
+    use base64::Engine as _;
+    use hmac::{KeyInit, Mac};
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.expose().trim_start_matches("whsec_"))
+        .unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(
+        format!(
+            "{}.{}.",
+            received.header("webhook-id"),
+            received.header("webhook-timestamp")
+        )
+        .as_bytes(),
+    );
+    mac.update(&received.body);
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    received
+        .header("webhook-signature")
+        .split(' ')
+        .any(|s| s == format!("v1,{expected}"))
+}
+
+#[test]
+fn webhooks_are_signed_retried_with_the_same_id_and_abandoned_when_refused() {
+    // /flaky fails its first delivery; /broken always fails.
+    let (port, received) = receiver(5, |path, nth| match (path, nth) {
+        ("/flaky", 0) => 503,
+        ("/broken", _) => 500,
+        _ => 204,
+    });
+    let secret = WebhookSecret::generate();
+    let mut config = WebhookConfig::new(
+        secret.clone(),
+        FetchPolicy {
+            allowed_addresses: vec!["127.0.0.1".parse().unwrap()],
+            ..FetchPolicy::default()
+        },
+    );
+    config.backoff_base = Duration::from_millis(100);
+    config.poll = Duration::from_millis(50);
+    config.max_attempts = 2;
+    let service = Service::start(
+        ServerConfig::default(),
+        1,
+        Arc::new(EchoRunner),
+        Some(config),
+    );
+    let hook = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let submit = |options: Value| {
+        let reply = upload(&service.url("/v1/jobs"), &wav(1), options, &[]);
+        assert_eq!(
+            reply.status,
+            202,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        reply.json()["id"].as_str().unwrap().to_string()
+    };
+    let succeeded = submit(json!({ "webhook_url": hook("/flaky") }));
+    let failed = submit(json!({ "webhook_url": hook("/ok"), "prompt": "fail" }));
+    let broken = submit(json!({ "webhook_url": hook("/broken") }));
+    // A private address the policy does not allow: refused without a request.
+    let private = submit(json!({ "webhook_url": "http://10.255.255.1/hook" }));
+    // Bad webhook URLs are refused at submission.
+    let bad = upload(
+        &service.url("/v1/jobs"),
+        &wav(1),
+        json!({ "webhook_url": "ftp://example.com/x" }),
+        &[],
+    );
+    assert_eq!(
+        (bad.status, bad.json()["error"]["code"].clone()),
+        (400, json!("invalid_argument"))
+    );
+
+    let received = received.join().unwrap();
+    assert_eq!(received.len(), 5, "flaky twice, ok once, broken twice");
+    for request in &received {
+        assert!(
+            verify(&secret, request),
+            "bad signature on {}",
+            request.path
+        );
+        let age = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            - request.header("webhook-timestamp").parse::<i64>().unwrap();
+        assert!((0..60).contains(&age), "timestamp {age} s old");
+        assert_eq!(request.header("content-type"), "application/json");
+    }
+    // A changed body no longer verifies.
+    let mut tampered = Received {
+        path: received[0].path.clone(),
+        headers: received[0].headers.clone(),
+        body: received[0].body.clone(),
+    };
+    tampered.body[0] ^= 1;
+    assert!(!verify(&secret, &tampered));
+
+    let on =
+        |path: &str| -> Vec<&Received> { received.iter().filter(|r| r.path == path).collect() };
+    let flaky = on("/flaky");
+    assert_eq!(flaky.len(), 2);
+    assert_eq!(
+        flaky[0].header("webhook-id"),
+        flaky[1].header("webhook-id"),
+        "a retry is the same message"
+    );
+    let body: Value = serde_json::from_slice(&flaky[1].body).unwrap();
+    assert_eq!(body["type"], "job.succeeded");
+    assert_eq!(body["data"]["id"], json!(succeeded));
+    assert_eq!(body["data"]["result"]["formats"], json!(["vtt", "json"]));
+    let ok: Value = serde_json::from_slice(&on("/ok")[0].body).unwrap();
+    assert_eq!(ok["type"], "job.failed");
+    assert_eq!(ok["data"]["id"], json!(failed));
+    assert_eq!(ok["data"]["error"]["code"], "corrupt_media");
+
+    let wait_state = |id: &str, want: WebhookState| {
+        let started = Instant::now();
+        loop {
+            let deliveries = service.queue.webhooks(id).unwrap();
+            if deliveries.len() == 1 && deliveries[0].state == want {
+                return deliveries[0].clone();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{id}: {deliveries:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert_eq!(wait_state(&succeeded, WebhookState::Delivered).attempts, 2);
+    wait_state(&failed, WebhookState::Delivered);
+    let gave_up = wait_state(&broken, WebhookState::Abandoned);
+    assert_eq!(gave_up.attempts, 2);
+    assert_eq!(
+        gave_up.last_error.as_deref(),
+        Some("HTTP 500 (after 2 attempts)")
+    );
+    let refused = wait_state(&private, WebhookState::Abandoned);
+    assert_eq!(refused.attempts, 1);
+    assert!(
+        refused
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("10.255.255.1"),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn multipart_option_fields_are_typed_like_their_json_forms() {
+    let service = start(ServerConfig::default(), 0);
+    let url = service.url("/v1/jobs");
+    let (headers, body) = multipart(
+        &[
+            ("speakers", "2"),
+            ("diarize", "true"),
+            ("formats", "vtt,rttm"),
+        ],
+        &wav(1),
+    );
+    let reply = send("POST", &url, &headers, body);
+    assert_eq!(
+        reply.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let options = &reply.json()["options"];
+    assert_eq!(options["speakers"], json!(2));
+    assert_eq!(options["diarize"], json!(true));
+    assert_eq!(options["formats"], json!(["vtt", "rttm"]));
+    let zero = upload(&url, &wav(1), json!({ "speakers": 0 }), &[]);
+    assert_eq!(
+        (zero.status, zero.json()["error"]["code"].clone()),
+        (400, json!("invalid_argument"))
+    );
 }

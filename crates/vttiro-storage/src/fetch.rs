@@ -180,6 +180,43 @@ impl Resolver for GuardedResolver {
     }
 }
 
+/// Why the last request through a [`guarded_agent`] was refused, if it was.
+#[derive(Debug, Clone, Default)]
+pub struct Refusal(Arc<Mutex<Option<String>>>);
+
+impl Refusal {
+    /// The reason an address was refused (the request then fails as "host not found").
+    pub fn take(&self) -> Option<String> {
+        self.0.lock().expect("refusal lock").take()
+    }
+}
+
+/// An HTTP agent that connects only to addresses `policy` allows, re-checked on every
+/// redirect hop, for anything that calls URLs users supply (media, webhooks).
+pub fn guarded_agent(policy: &FetchPolicy, max_redirects: u32) -> (ureq::Agent, Refusal) {
+    let refusal = Refusal::default();
+    let resolver = GuardedResolver {
+        inner: DefaultResolver::default(),
+        allowed: policy.allowed_addresses.clone(),
+        allow_internal: policy.allow_internal,
+        refused: refusal.0.clone(),
+    };
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+        .build();
+    let config = ureq::Agent::config_builder()
+        .tls_config(tls)
+        .http_status_as_error(false)
+        .max_redirects(max_redirects)
+        .timeout_global(Some(policy.timeout))
+        .user_agent(format!("vttiro/{}", env!("CARGO_PKG_VERSION")))
+        .build();
+    (
+        ureq::Agent::with_parts(config, DefaultConnector::new(), resolver),
+        refusal,
+    )
+}
+
 /// Downloads `url` into `key` of `store` under `policy`; the body must be media.
 pub fn fetch(
     store: &LocalStore,
@@ -206,28 +243,11 @@ pub fn fetch(
     if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
         return Err(refused("credentials in URLs are not accepted".into()));
     }
-    let refusal = Arc::new(Mutex::new(None));
-    let resolver = GuardedResolver {
-        inner: DefaultResolver::default(),
-        allowed: policy.allowed_addresses.clone(),
-        allow_internal: policy.allow_internal,
-        refused: refusal.clone(),
-    };
-    let tls = ureq::tls::TlsConfig::builder()
-        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-        .build();
-    let config = ureq::Agent::config_builder()
-        .tls_config(tls)
-        .http_status_as_error(false)
-        .max_redirects(policy.max_redirects)
-        .timeout_global(Some(policy.timeout))
-        .user_agent(format!("vttiro/{}", env!("CARGO_PKG_VERSION")))
-        .build();
-    let agent = ureq::Agent::with_parts(config, DefaultConnector::new(), resolver);
+    let (agent, refusal) = guarded_agent(policy, policy.max_redirects);
     let mut response = match agent.get(url).call() {
         Ok(response) => response,
         Err(e) => {
-            if let Some(reason) = refusal.lock().expect("refusal lock").take() {
+            if let Some(reason) = refusal.take() {
                 return Err(refused(reason));
             }
             return Err(failed(match e {

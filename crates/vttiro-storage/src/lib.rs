@@ -12,7 +12,7 @@ mod fetch;
 mod local;
 mod sniff;
 
-pub use fetch::{classify_address, fetch, AddressClass, FetchPolicy};
+pub use fetch::{classify_address, fetch, guarded_agent, AddressClass, FetchPolicy, Refusal};
 pub use local::{LocalStore, StoredObject};
 pub use sniff::{sniff_media, SNIFF_BYTES};
 

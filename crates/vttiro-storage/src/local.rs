@@ -197,4 +197,36 @@ impl LocalStore {
             Err(e) => Err(io(e)),
         }
     }
+
+    /// Removes partial files a killed writer left behind, when older than `min_age` (a
+    /// younger one may belong to a live upload in another process). Returns how many.
+    pub fn sweep_partials(&self, min_age: std::time::Duration) -> Result<usize, StorageError> {
+        fn walk(
+            dir: &Path,
+            min_age: std::time::Duration,
+            removed: &mut usize,
+        ) -> std::io::Result<()> {
+            for entry in std::fs::read_dir(dir)? {
+                let entry = entry?;
+                let kind = entry.file_type()?;
+                if kind.is_dir() {
+                    walk(&entry.path(), min_age, removed)?;
+                    continue;
+                }
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if !(name.starts_with('.') && name.contains(".part-")) {
+                    continue;
+                }
+                let age = entry.metadata()?.modified()?.elapsed().unwrap_or_default();
+                if age >= min_age && std::fs::remove_file(entry.path()).is_ok() {
+                    *removed += 1;
+                }
+            }
+            Ok(())
+        }
+        let mut removed = 0;
+        walk(&self.root, min_age, &mut removed).map_err(io)?;
+        Ok(removed)
+    }
 }

@@ -258,3 +258,20 @@ fn size_time_status_and_content_are_enforced_on_downloads() {
         files_under(dir.path())
     );
 }
+
+#[test]
+fn partial_files_a_killed_writer_left_are_swept_once_old_enough() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::open(dir.path()).unwrap();
+    store
+        .put("jobs/a/result.vtt", &mut &b"WEBVTT\n"[..], 1024)
+        .unwrap();
+    // What a writer killed between create and rename leaves: a hidden part file.
+    let partial = dir.path().join("jobs/a/.result.srt.part-00000000deadbeef");
+    std::fs::write(&partial, b"1\n00:00").unwrap();
+    assert_eq!(store.sweep_partials(Duration::from_secs(3600)).unwrap(), 0);
+    assert!(partial.exists(), "a young part file may be a live upload");
+    assert_eq!(store.sweep_partials(Duration::ZERO).unwrap(), 1);
+    assert!(!partial.exists());
+    assert!(store.exists("jobs/a/result.vtt"), "finished files stay");
+}

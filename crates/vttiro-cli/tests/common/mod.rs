@@ -3,6 +3,9 @@
 // Each test binary uses its own subset of these.
 #![allow(dead_code)]
 
+pub mod pyenv;
+pub mod service;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
