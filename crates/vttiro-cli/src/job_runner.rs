@@ -36,8 +36,7 @@ pub struct PipelineRunner {
 }
 
 impl PipelineRunner {
-    /// Results are rendered in memory and handed to the worker, so `_scratch` (where
-    /// earlier versions wrote them) is no longer used.
+    /// Results are rendered in memory and handed to the worker; nothing is written here.
     pub fn new(base: RawConfig) -> PipelineRunner {
         PipelineRunner {
             base,
