@@ -9,8 +9,9 @@
 #   sctk       NIST sclite, the reference WER the eval tests compare against
 #   chromium python3-venv  independent WebVTT readers for vttiro-subtitles' independent_parsers test
 #   flite      offline voices for scripts/make_dialogs.py's multi-speaker diarization dialogs
+#   prometheus  a real Prometheus server that scrapes `vttiro serve` in the metrics test
 set -euo pipefail
-pkgs=(ffmpeg sox cmake g++ pkg-config libopus-dev libclang-dev time ca-certificates curl chromium python3-venv sctk flite)
+pkgs=(ffmpeg sox cmake g++ pkg-config libopus-dev libclang-dev time ca-certificates curl chromium python3-venv sctk flite prometheus)
 python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3-pip)
 missing=()
 for p in "${pkgs[@]}"; do

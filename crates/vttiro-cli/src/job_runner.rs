@@ -155,6 +155,7 @@ impl JobRunner for PipelineRunner {
             "language": output.transcript.language,
             "timings": output.timings,
             "usage": usage,
+            "audio_ms": output.source.duration_ms,
         });
         if resume.resumed_groups > 0 {
             summary["resumed_groups"] = json!(resume.resumed_groups);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::Args;
 use vttiro_core::ErrorCode;
 use vttiro_jobs::{JobQueue, QueuePolicy, SqliteQueue, SystemClock};
-use vttiro_server::{Dispatcher, ModelCatalog, WebhookConfig, WebhookSecret};
+use vttiro_server::{Dispatcher, Metrics, ModelCatalog, WebhookConfig, WebhookSecret, WorkerSetup};
 use vttiro_storage::{FetchPolicy, LocalStore};
 
 use crate::config::{RawConfig, Settings};
@@ -77,6 +77,8 @@ struct Backend {
     queue: Arc<dyn JobQueue>,
     store: LocalStore,
     dir: PathBuf,
+    /// One set per process, shared by the API, the workers and the webhook dispatcher.
+    metrics: Arc<Metrics>,
 }
 
 /// `max_queued`: the API's admission limit (workers submit nothing, so they pass `None`).
@@ -108,6 +110,7 @@ fn open_backend(args: &WorkerArgs, max_queued: Option<u64>) -> Result<Backend, S
         queue: Arc::new(queue),
         store,
         dir,
+        metrics: Arc::new(Metrics::default()),
     })
 }
 
@@ -167,6 +170,7 @@ fn start_dispatcher(args: &WorkerArgs, backend: &Backend) -> Result<Dispatcher, 
     Ok(vttiro_server::spawn_dispatcher(
         backend.queue.clone(),
         WebhookConfig::new(secret, fetch_policy(args)),
+        backend.metrics.clone(),
     ))
 }
 
@@ -179,12 +183,15 @@ fn start_workers(args: &WorkerArgs, backend: &Backend, base: &RawConfig) -> vtti
     vttiro_server::spawn_workers(
         args.workers,
         &name,
-        backend.queue.clone(),
-        backend.store.clone(),
-        Arc::new(PipelineRunner::new(base.clone())),
-        fetch_policy(args),
-        // Three heartbeats per lease: one lost beat never costs a job.
-        Duration::from_millis(args.lease_secs * 1000 / 3),
+        WorkerSetup {
+            queue: backend.queue.clone(),
+            store: backend.store.clone(),
+            runner: Arc::new(PipelineRunner::new(base.clone())),
+            fetch: fetch_policy(args),
+            // Three heartbeats per lease: one lost beat never costs a job.
+            heartbeat: Duration::from_millis(args.lease_secs * 1000 / 3),
+            metrics: backend.metrics.clone(),
+        },
     )
 }
 
@@ -213,6 +220,7 @@ pub fn serve(args: &ServeArgs, base: &RawConfig) -> i32 {
             max_sync_upload_bytes: args.max_sync_upload_mb.saturating_mul(1024 * 1024),
             sync_deadline: Duration::from_secs(args.sync_timeout_secs),
         },
+        metrics: backend.metrics.clone(),
         catalog: Arc::new(Catalog {
             base: base.clone(),
             runs_jobs: !args.no_workers,

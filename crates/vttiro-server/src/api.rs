@@ -59,6 +59,8 @@ pub struct AppState {
     pub store: LocalStore,
     pub config: ServerConfig,
     pub catalog: Arc<dyn ModelCatalog>,
+    /// Shared with this process's workers and webhook dispatcher.
+    pub metrics: Arc<crate::Metrics>,
 }
 
 /// What the binary can transcribe with, for `GET /v1/models` and `/readyz`.
@@ -205,6 +207,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::with_openapi(crate::openapi::base())
         .routes(routes!(healthz))
         .routes(routes!(readyz))
+        .routes(routes!(metrics))
         .routes(routes!(submit, list))
         .routes(routes!(show, delete))
         .routes(routes!(cancel))
@@ -220,6 +223,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         // Uploads are limited while they stream to storage, not buffered against a cap.
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(request_id))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            count_request,
+        ))
         .with_state(state)
 }
 
@@ -269,6 +276,58 @@ impl From<QueueStats> for QueueCounts {
             oldest_queued_ms: stats.oldest_queued_ms,
         }
     }
+}
+
+/// Counts every answer by route template (never the raw path, whose ids would make a new
+/// series per job) and times it.
+async fn count_request(
+    State(metrics): State<Arc<crate::Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().as_str().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    metrics.http_request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// Prometheus metrics
+///
+/// This process's request, job, worker and webhook metrics and the queue's depth, in the
+/// Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "service",
+    operation_id = "metrics",
+    responses(
+        (status = 200, description = "Prometheus text exposition format 0.0.4.", content_type = "text/plain", body = String),
+    )
+)]
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let stats = {
+        let state = state.clone();
+        blocking(move || Ok(state.queue.stats()?)).await.ok()
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(stats.as_ref()),
+    )
+        .into_response()
 }
 
 /// Liveness

@@ -8,17 +8,19 @@
 //! any engine the binary was built with.
 
 mod api;
+mod metrics;
 mod openai;
 mod openapi;
 mod webhook;
 mod worker;
 
 pub use api::{router, AppState, ModelCatalog, ServerConfig};
+pub use metrics::Metrics;
 pub use openai::DEFAULT_MODEL_ALIAS;
 pub use openapi::openapi;
 pub use webhook::{spawn_dispatcher, Dispatcher, SecretError, WebhookConfig, WebhookSecret};
 pub use worker::{
-    spawn_workers, JobRunner, RunContext, RunFailure, RunOutput, RunRequest, Workers,
+    spawn_workers, JobRunner, RunContext, RunFailure, RunOutput, RunRequest, WorkerSetup, Workers,
 };
 
 /// Result formats a job may ask for, with their content types.

@@ -129,13 +129,17 @@ impl Dispatcher {
     }
 }
 
-pub fn spawn_dispatcher(queue: Arc<dyn JobQueue>, config: WebhookConfig) -> Dispatcher {
+pub fn spawn_dispatcher(
+    queue: Arc<dyn JobQueue>,
+    config: WebhookConfig,
+    metrics: Arc<crate::Metrics>,
+) -> Dispatcher {
     let stop = Arc::new(AtomicBool::new(false));
     let thread = {
         let stop = stop.clone();
         std::thread::Builder::new()
             .name("webhooks".into())
-            .spawn(move || dispatch(&*queue, &config, &stop))
+            .spawn(move || dispatch(&*queue, &config, &metrics, &stop))
             .expect("spawn the webhook thread")
     };
     Dispatcher { stop, thread }
@@ -148,7 +152,12 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn dispatch(queue: &dyn JobQueue, config: &WebhookConfig, stop: &AtomicBool) {
+fn dispatch(
+    queue: &dyn JobQueue,
+    config: &WebhookConfig,
+    metrics: &crate::Metrics,
+    stop: &AtomicBool,
+) {
     let (agent, refusal) = vttiro_storage::guarded_agent(&config.policy, 0);
     // Held long enough to cover one delivery's timeout, so no other dispatcher sends the
     // same notification while this one waits for an answer.
@@ -167,6 +176,11 @@ fn dispatch(queue: &dyn JobQueue, config: &WebhookConfig, stop: &AtomicBool) {
         }
         for delivery in due {
             let outcome = deliver(&agent, &refusal, config, &delivery);
+            metrics.webhook_delivery(match &outcome {
+                WebhookOutcome::Delivered => "delivered",
+                WebhookOutcome::RetryAfter { .. } => "retried",
+                WebhookOutcome::GaveUp { .. } => "abandoned",
+            });
             match &outcome {
                 WebhookOutcome::Delivered => {
                     tracing::info!(job = %delivery.job_id, id = %delivery.id, event = %delivery.event, "webhook delivered")

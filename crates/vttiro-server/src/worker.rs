@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use vttiro_core::ErrorCode;
-use vttiro_jobs::{JobQueue, Lease, Progress, QueueError};
+use vttiro_jobs::{JobQueue, JobState, Lease, Progress, QueueError};
 use vttiro_storage::{FetchPolicy, LocalStore};
 
 /// What a runner gets for one attempt.
@@ -96,28 +96,35 @@ struct Shared {
     heartbeat: Duration,
     stop: Arc<AtomicBool>,
     abandon: Arc<AtomicBool>,
+    metrics: Arc<crate::Metrics>,
+}
+
+/// What every thread of a worker pool shares.
+pub struct WorkerSetup {
+    pub queue: Arc<dyn JobQueue>,
+    pub store: LocalStore,
+    pub runner: Arc<dyn JobRunner>,
+    /// Which addresses media URLs may be fetched from.
+    pub fetch: FetchPolicy,
+    /// How often a running job's lease is renewed; well under the queue's lease.
+    pub heartbeat: Duration,
+    pub metrics: Arc<crate::Metrics>,
 }
 
 /// Starts `count` worker threads named `{name}-{i}`.
-pub fn spawn_workers(
-    count: usize,
-    name: &str,
-    queue: Arc<dyn JobQueue>,
-    store: LocalStore,
-    runner: Arc<dyn JobRunner>,
-    fetch: FetchPolicy,
-    heartbeat: Duration,
-) -> Workers {
+pub fn spawn_workers(count: usize, name: &str, setup: WorkerSetup) -> Workers {
+    setup.metrics.set_workers(count.max(1) as u64);
     let stop = Arc::new(AtomicBool::new(false));
     let abandon = Arc::new(AtomicBool::new(false));
     let shared = Shared {
-        queue,
-        store,
-        runner,
-        fetch,
-        heartbeat,
+        queue: setup.queue,
+        store: setup.store,
+        runner: setup.runner,
+        fetch: setup.fetch,
+        heartbeat: setup.heartbeat,
         stop: stop.clone(),
         abandon: abandon.clone(),
+        metrics: setup.metrics,
     };
     let threads = (0..count.max(1))
         .map(|i| {
@@ -189,7 +196,9 @@ fn run_one(shared: &Shared, lease: Lease) {
             }
         })
     };
+    shared.metrics.worker_busy(true);
     let outcome = attempt(shared, &lease, &progress, &cancelled);
+    shared.metrics.worker_busy(false);
     done.store(true, Ordering::SeqCst);
     let _ = beat.join();
     if lost.load(Ordering::SeqCst) {
@@ -199,22 +208,37 @@ fn run_one(shared: &Shared, lease: Lease) {
             let _ = shared.store.delete_prefix(&format!("jobs/{id}"));
         }
         tracing::warn!(job = %id, "lease lost mid-run; the attempt's work is void");
+        shared.metrics.job_finished("lease_lost", None);
         return;
     }
+    let mut error_code = None;
     let recorded = match outcome {
-        Ok(summary) => shared.queue.succeed(&lease, summary),
+        Ok(result) => {
+            shared.metrics.job_summary(&result["summary"]);
+            shared.queue.succeed(&lease, result)
+        }
         Err(_) if shared.abandon.load(Ordering::SeqCst) => {
             tracing::warn!(job = %id, "released at shutdown; another worker takes it");
-            shared.queue.release(&lease)
+            shared.metrics.job_finished("released", None);
+            let _ = shared.queue.release(&lease);
+            return;
         }
         Err(_) if cancelled.load(Ordering::SeqCst) => shared.queue.acknowledge_cancel(&lease),
         Err(failure) => {
             tracing::warn!(job = %id, code = %failure.code, error = %failure.message, "attempt failed");
+            error_code = Some(failure.code.as_str());
             shared.queue.fail(&lease, failure.code, &failure.message)
         }
     };
     match recorded {
-        Ok(job) => tracing::info!(job = %id, state = job.state.as_str(), "job recorded"),
+        Ok(job) => {
+            tracing::info!(job = %id, state = job.state.as_str(), "job recorded");
+            let outcome = match job.state {
+                JobState::Queued => "retried",
+                other => other.as_str(),
+            };
+            shared.metrics.job_finished(outcome, error_code);
+        }
         Err(e) => tracing::warn!(job = %id, error = %e, "could not record the outcome"),
     }
 }

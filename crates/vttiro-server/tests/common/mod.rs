@@ -58,18 +58,23 @@ impl Service {
         );
         let store_dir = dir.path().join("store");
         let store = LocalStore::open(&store_dir).unwrap();
+        let metrics = Arc::new(Metrics::default());
         let workers = (workers > 0).then(|| {
             spawn_workers(
                 workers,
                 "test-worker",
-                queue.clone(),
-                store.clone(),
-                runner,
-                FetchPolicy::default(),
-                Duration::from_millis(200),
+                WorkerSetup {
+                    queue: queue.clone(),
+                    store: store.clone(),
+                    runner,
+                    fetch: FetchPolicy::default(),
+                    heartbeat: Duration::from_millis(200),
+                    metrics: metrics.clone(),
+                },
             )
         });
-        let webhooks = webhooks.map(|config| spawn_dispatcher(queue.clone(), config));
+        let webhooks =
+            webhooks.map(|config| spawn_dispatcher(queue.clone(), config, metrics.clone()));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -84,6 +89,7 @@ impl Service {
             store,
             config,
             catalog: Arc::new(EchoCatalog),
+            metrics,
         }));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         runtime.spawn(async move {

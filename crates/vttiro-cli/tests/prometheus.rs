@@ -1,0 +1,107 @@
+//! A real Prometheus server (Debian's `prometheus` package, on 127.0.0.1) scrapes
+//! `vttiro serve`'s `/metrics` while it transcribes the JFK sample, and the test reads the
+//! job counter back through Prometheus' own query API: the exposition is one Prometheus
+//! parses and stores, not only one our tests read.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::service::{agent, start, submit, wait_final};
+use serde_json::{json, Value};
+
+struct Prometheus(Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The first sample of an instant query, once Prometheus has one.
+fn query(base: &str, promql: &str) -> Option<f64> {
+    let mut response = agent()
+        .get(&format!("{base}/api/v1/query"))
+        .query("query", promql)
+        .call()
+        .ok()?;
+    let body: Value = serde_json::from_str(&response.body_mut().read_to_string().ok()?).ok()?;
+    body["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn prometheus_scrapes_the_service_and_sees_a_finished_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(
+        &["serve", "--listen", "127.0.0.1:0", "--workers", "1"],
+        &dir.path().join("data"),
+    );
+    let target = server.base.trim_start_matches("http://").to_string();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: vttiro\n    metrics_path: /metrics\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run prometheus (Debian package `prometheus`, installed by scripts/deps.sh)");
+    let _prometheus = Prometheus(child);
+    let prometheus = format!("http://127.0.0.1:{port}");
+
+    let audio = std::fs::read(vttiro_fixtures::jfk_wav()).unwrap();
+    let (status, job) = submit(&server.base, &audio, &json!({ "formats": ["vtt"] }));
+    assert_eq!(status, 202, "{job}");
+    let done = wait_final(
+        &server.base,
+        job["id"].as_str().unwrap(),
+        Duration::from_secs(180),
+    );
+    assert_eq!(done["state"], "succeeded", "{done}");
+
+    let started = Instant::now();
+    let (up, finished, audio_seconds) = loop {
+        let up = query(&prometheus, "up{job=\"vttiro\"}");
+        let finished = query(
+            &prometheus,
+            "vttiro_jobs_finished_total{job=\"vttiro\",outcome=\"succeeded\"}",
+        );
+        let audio_seconds = query(&prometheus, "vttiro_audio_processed_seconds_total");
+        if finished == Some(1.0) {
+            break (up, finished, audio_seconds);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "Prometheus never saw the job: up={up:?} finished={finished:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(up, Some(1.0), "the scrape target is up");
+    assert_eq!(finished, Some(1.0));
+    let audio_seconds = audio_seconds.unwrap();
+    assert!((10.5..11.5).contains(&audio_seconds), "{audio_seconds}");
+    assert_eq!(server.terminate(), Some(0));
+}
