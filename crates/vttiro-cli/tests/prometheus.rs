@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,15 +29,19 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The first sample of an instant query, once Prometheus has one.
-fn query(base: &str, promql: &str) -> Option<f64> {
+/// Prometheus' answer to an instant query.
+fn answer(base: &str, promql: &str) -> Value {
     let mut response = agent()
         .get(&format!("{base}/api/v1/query"))
         .query("query", promql)
         .call()
-        .ok()?;
-    let body: Value = serde_json::from_str(&response.body_mut().read_to_string().ok()?).ok()?;
-    body["data"]["result"][0]["value"][1]
+        .unwrap();
+    serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap_or(Value::Null)
+}
+
+/// The first sample of an instant query, once Prometheus has one.
+fn query(base: &str, promql: &str) -> Option<f64> {
+    answer(base, promql)["data"]["result"][0]["value"][1]
         .as_str()
         .and_then(|v| v.parse().ok())
 }
@@ -103,5 +108,43 @@ fn prometheus_scrapes_the_service_and_sees_a_finished_job() {
     assert_eq!(finished, Some(1.0));
     let audio_seconds = audio_seconds.unwrap();
     assert!((10.5..11.5).contains(&audio_seconds), "{audio_seconds}");
+
+    // Every query on the shipped dashboard is one Prometheus accepts, over these metrics.
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../deploy/monitoring/grafana-dashboard.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            // Grafana's interval variable, as Grafana would fill it for a 1 s scrape.
+            let expr = target["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$__rate_interval", "1m");
+            let reply = answer(&prometheus, &expr);
+            assert_eq!(
+                reply["status"], "success",
+                "{}: {expr}: {reply}",
+                panel["title"]
+            );
+        }
+    }
+    // A rate needs two scrapes of a series; the request counters get them within seconds.
+    let started = Instant::now();
+    loop {
+        let traffic = answer(
+            &prometheus,
+            "sum by (route) (rate(vttiro_http_requests_total[1m]))",
+        );
+        if !traffic["data"]["result"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{traffic}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
     assert_eq!(server.terminate(), Some(0));
 }

@@ -57,3 +57,55 @@ fn serve_transcribes_an_upload_and_keeps_its_jobs_across_restarts() {
     assert_eq!(result["model"], "tiny.en");
     assert_eq!(server2.terminate(), Some(0));
 }
+
+/// The JSON log line whose message is `message`, with its span fields merged in.
+fn json_line(log: &str, message: &str, field: &str, value: &str) -> Option<serde_json::Value> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|line| {
+            line["fields"]["message"] == message
+                && line["spans"]
+                    .as_array()
+                    .is_some_and(|spans| spans.iter().any(|s| s[field] == value))
+        })
+}
+
+#[test]
+fn json_logs_name_the_request_and_the_job_on_every_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = service::start_with_env(
+        &[
+            "--log-format",
+            "json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+        ],
+        &dir.path().join("data"),
+        &[("VTTIRO_LOG", "warn,vttiro_server=info,vttiro_pipeline=info")],
+    );
+    let refused = agent()
+        .get(&format!("{}/v1/jobs/job_nope", server.base))
+        .header("x-request-id", "trace-me-42")
+        .call()
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 404);
+    let audio = std::fs::read(vttiro_fixtures::jfk_wav()).unwrap();
+    let (_, job) = submit(&server.base, &audio, &json!({ "formats": ["vtt"] }));
+    let id = job["id"].as_str().unwrap().to_string();
+    let done = wait_final(&server.base, &id, Duration::from_secs(180));
+    assert_eq!(done["state"], "succeeded");
+    assert_eq!(server.terminate(), Some(0));
+
+    let log = server.log_text();
+    let refusal = json_line(&log, "request refused", "request_id", "trace-me-42")
+        .unwrap_or_else(|| panic!("no request line with its id:\n{log}"));
+    assert_eq!(refusal["fields"]["code"], "job_not_found");
+    // A line from deep inside the pipeline still names the job it belongs to.
+    assert!(
+        json_line(&log, "planned", "job", &id).is_some(),
+        "no pipeline line names {id}:\n{log}"
+    );
+}

@@ -167,7 +167,11 @@ async fn request_id(request: Request, next: Next) -> Response {
         .unwrap_or_else(|| format!("req_{:016x}", fastrand::u64(..)));
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let mut response = next.run(request).await;
+    // Every line logged while answering carries the request id (and, through
+    // `blocking`, so do lines from the store and queue calls it makes).
+    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    let mut response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    let _entered = span.enter();
     if let Some(error) = response.extensions_mut().remove::<ApiError>() {
         let status = response.status();
         let headers = response.headers().clone();
@@ -177,7 +181,11 @@ async fn request_id(request: Request, next: Next) -> Response {
                 response.headers_mut().insert(name, value.clone());
             }
         }
-        tracing::info!(request_id = %id, %method, %path, status = status.as_u16(), code = error.code.as_str(), "request refused");
+        tracing::info!(
+            status = status.as_u16(),
+            code = error.code.as_str(),
+            "request refused"
+        );
     } else if response.status().is_client_error() || response.status().is_server_error() {
         // Errors raised by axum itself (unknown route, wrong method) get the envelope too.
         let status = response.status();
@@ -234,7 +242,8 @@ pub fn router(state: Arc<AppState>) -> Router {
 pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> ApiResult<T> + Send + 'static,
 ) -> ApiResult<T> {
-    tokio::task::spawn_blocking(work)
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
         .await
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("worker task failed: {e}")))?
 }

@@ -158,7 +158,10 @@ fn work(shared: &Shared, worker: &str) {
 
 fn run_one(shared: &Shared, lease: Lease) {
     let id = lease.job.id.clone();
-    tracing::info!(job = %id, worker = %lease.worker, attempt = lease.job.attempts, "job started");
+    // Every line this attempt logs, down to the pipeline's, names the job.
+    let span = tracing::info_span!("job", job = %id, worker = %lease.worker);
+    let _entered = span.enter();
+    tracing::info!(attempt = lease.job.attempts, "job started");
     let progress: Arc<Mutex<Option<Progress>>> = Arc::default();
     let cancelled = Arc::new(AtomicBool::new(false));
     let lost = Arc::new(AtomicBool::new(false));
