@@ -31,6 +31,9 @@ pub struct RawConfig {
     pub vad: Option<bool>,
     pub output_dir: Option<PathBuf>,
     pub log_format: Option<String>,
+    /// Log levels per module, as `tracing` filter directives
+    /// (`warn,vttiro_server=info`); `VTTIRO_LOG` sets it from the environment.
+    pub log: Option<String>,
     pub download: Option<bool>,
     pub diarize: Option<bool>,
     pub speakers: Option<usize>,
@@ -63,6 +66,7 @@ macro_rules! for_each_field {
         $m!(vad);
         $m!(output_dir);
         $m!(log_format);
+        $m!(log);
         $m!(download);
         $m!(diarize);
         $m!(speakers);
@@ -190,6 +194,7 @@ pub fn env_layer(lookup: impl Fn(&str) -> Option<String>) -> Result<RawConfig> {
         vad: parse_bool("VTTIRO_VAD")?,
         output_dir: lookup("VTTIRO_OUTPUT_DIR").map(PathBuf::from),
         log_format: lookup("VTTIRO_LOG_FORMAT"),
+        log: lookup("VTTIRO_LOG"),
         download: parse_bool("VTTIRO_DOWNLOAD")?,
         diarize: parse_bool("VTTIRO_DIARIZE")?,
         speakers: parse_usize("VTTIRO_SPEAKERS")?,
@@ -325,6 +330,8 @@ pub struct Settings {
     pub vad: bool,
     pub output_dir: Option<PathBuf>,
     pub log_format: LogFormat,
+    /// Validated filter directives; `None` keeps the built-in levels.
+    pub log: Option<String>,
     pub download: bool,
     pub diarize: bool,
     pub speaker_count: SpeakerCount,
@@ -433,6 +440,12 @@ impl Settings {
             "json" => LogFormat::Json,
             other => bail!("--log-format {other}: expected text or json"),
         };
+        let log = raw.log.clone().filter(|l| !l.trim().is_empty());
+        if let Some(directives) = &log {
+            if let Err(e) = tracing_subscriber::EnvFilter::try_new(directives) {
+                bail!("log {directives:?}: not a log filter such as \"warn,vttiro_server=info\" ({e})");
+            }
+        }
         let language = raw
             .language
             .as_ref()
@@ -461,6 +474,7 @@ impl Settings {
             vad: raw.vad.unwrap_or(true),
             output_dir: raw.output_dir.clone(),
             log_format,
+            log,
             download: raw.download.unwrap_or(true),
             // Asking for a speaker count is asking for speakers.
             diarize: raw.diarize.unwrap_or(false)

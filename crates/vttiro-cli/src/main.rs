@@ -203,6 +203,7 @@ impl TranscribeArgs {
             vad: self.no_vad.then_some(false),
             output_dir: self.output_dir.clone(),
             log_format: None,
+            log: None,
             download: self.no_download.then_some(false),
             diarize: (self.diarize || self.speaker_names.is_some()).then_some(true),
             speakers: self.speakers,
@@ -217,13 +218,13 @@ impl TranscribeArgs {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VTTIRO_LOG")
-        .unwrap_or_else(|_| // Only our own crates speak by default: decoder libraries log recoverable
-        // oddities that would break the one-line-per-error contract.
-        tracing_subscriber::EnvFilter::new(
-            "off,vttiro=warn,vttiro_cli=warn,vttiro_pipeline=warn,vttiro_asr=warn,vttiro_cloud=warn,vttiro_server=warn,vttiro_jobs=warn,vttiro_storage=warn,vttiro_media=warn,vttiro_models=warn,vttiro_vad=warn,vttiro_diarize=warn,vttiro_subtitles=warn",
-        ));
+fn init_logging(format: LogFormat, levels: Option<&str>) {
+    // `levels` is VTTIRO_LOG or the config file's `log`, already validated. Without it only
+    // our own crates speak: decoder libraries log recoverable oddities that would break the
+    // one-line-per-error contract.
+    let filter = tracing_subscriber::EnvFilter::new(levels.unwrap_or(
+        "off,vttiro=warn,vttiro_cli=warn,vttiro_pipeline=warn,vttiro_asr=warn,vttiro_cloud=warn,vttiro_server=warn,vttiro_jobs=warn,vttiro_storage=warn,vttiro_media=warn,vttiro_models=warn,vttiro_vad=warn,vttiro_diarize=warn,vttiro_subtitles=warn",
+    ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -261,7 +262,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(settings.log_format);
+    init_logging(settings.log_format, settings.log.as_deref());
     let code = match cli.command {
         Command::Transcribe(args) => transcribe::run(&args, &settings),
         Command::Models { command } => models_cmd::run(command, &settings),

@@ -823,3 +823,34 @@ fn eval_scores_words_and_speakers_from_any_output_format() {
     assert_eq!(o.status.code(), Some(10));
     assert!(stderr(&o).contains("missing.rttm"));
 }
+
+#[test]
+fn log_levels_per_module_come_from_the_config_file_and_bad_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let jfk = vttiro_fixtures::jfk_wav();
+    let run = |config: &str| {
+        std::fs::write(dir.path().join("vttiro.toml"), config).unwrap();
+        let jfk = jfk.to_str().unwrap();
+        vttiro_in(
+            &["transcribe", jfk, "--output-dir", "out"],
+            dir.path(),
+            &asr_store(),
+        )
+    };
+    // The pipeline's info lines show only when the config asks for them.
+    let quiet = run("");
+    assert_eq!(quiet.status.code(), Some(0), "{}", stderr(&quiet));
+    assert!(!stderr(&quiet).contains("planned"), "{}", stderr(&quiet));
+    let chatty = run("log = \"warn,vttiro_pipeline=info\"\n");
+    assert_eq!(chatty.status.code(), Some(0), "{}", stderr(&chatty));
+    assert!(stderr(&chatty).contains("planned"), "{}", stderr(&chatty));
+
+    let bad = run("log = \"vttiro_pipeline=loud\"\n");
+    assert_eq!(bad.status.code(), Some(2));
+    let message = stderr(&bad);
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(
+        message.starts_with("error: log \"vttiro_pipeline=loud\""),
+        "{message}"
+    );
+}

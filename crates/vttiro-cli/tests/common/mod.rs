@@ -26,7 +26,8 @@ pub fn vttiro_env(args: &[&str], cwd: &Path, store: &Path, env: &[(&str, &str)])
         .env_remove("VTTIRO_MODEL")
         .env_remove("VTTIRO_FORMAT")
         .env_remove("VTTIRO_SPEAKER_MODEL")
-        .env_remove("VTTIRO_ENGINE");
+        .env_remove("VTTIRO_ENGINE")
+        .env_remove("VTTIRO_LOG");
     for provider in ["OPENAI", "GEMINI", "ASSEMBLYAI", "DEEPGRAM", "GOOGLE"] {
         command
             .env_remove(format!("VTTIRO_{provider}_API_KEY"))
