@@ -358,6 +358,40 @@ pub fn python_venv(name: &str, packages: &[&str]) -> PathBuf {
     python
 }
 
+/// Seconds a headless Chromium run may take before `timeout` kills it.
+pub const CHROMIUM_LIMIT_S: u32 = 60;
+
+/// Loads `url` in headless Chromium (Debian's `chromium`, installed by scripts/deps.sh)
+/// with a throwaway profile and returns the run, whose stdout is the page's DOM after its
+/// scripts ran: for tests that check what a real browser makes of a page. Virtual time
+/// runs ahead while the page waits on the network, so `virtual_time_ms` bounds page time
+/// without being a delay; `extra_args` adds switches such as `--mute-audio`.
+pub fn chromium_dump_dom(
+    url: &str,
+    virtual_time_ms: u32,
+    extra_args: &[&str],
+) -> std::process::Output {
+    let profile = tempfile::tempdir().expect("a temp dir for the Chromium profile");
+    std::process::Command::new("timeout")
+        .arg(CHROMIUM_LIMIT_S.to_string())
+        .arg("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+        ])
+        .args(extra_args)
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--virtual-time-budget={virtual_time_ms}"))
+        .arg("--dump-dom")
+        .arg(url)
+        .output()
+        .expect("cannot run `timeout chromium`; install Chromium with scripts/deps.sh")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -742,7 +742,9 @@ pub(crate) fn discard_upload(store: &LocalStore, object: &vttiro_storage::Stored
     let _ = store.delete_prefix(object.key.trim_end_matches("/media"));
 }
 
-/// 429 with Retry-After once `max_queued` jobs are waiting.
+/// 429 with Retry-After once `max_queued` jobs are waiting. The queue enforces the limit
+/// again, atomically, when the job is submitted; this early look only spares the client
+/// (and the disk) an upload that would be refused at the end.
 pub(crate) async fn refuse_when_full(state: &Arc<AppState>) -> ApiResult<()> {
     let queued = blocking({
         let state = state.clone();

@@ -6,7 +6,6 @@
 //! binary in vttiro-cli's tests.
 
 use std::collections::{BTreeSet, HashSet};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -660,32 +659,12 @@ fn the_reference_page_is_self_contained_html_that_reads_the_document() {
     assert!(!html.contains(" src="), "the page loads a resource");
 }
 
-/// Seconds Chromium may take before `timeout` kills it.
-const CHROMIUM_LIMIT_S: u32 = 60;
-
 #[test]
 fn headless_chromium_renders_every_operation_and_schema_on_the_reference_page() {
     let service = start();
     let doc = document(&service);
-    let profile = tempfile::tempdir().unwrap();
-    let output = Command::new("timeout")
-        .arg(CHROMIUM_LIMIT_S.to_string())
-        .arg("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        // Virtual time runs ahead while the page waits for its fetch: a bound, not a delay.
-        .arg("--virtual-time-budget=10000")
-        .arg("--dump-dom")
-        .arg(service.url("/docs"))
-        .output()
-        .expect("cannot run `timeout chromium`; install Chromium with scripts/deps.sh");
+    // Virtual time runs ahead while the page waits for its fetch: a bound, not a delay.
+    let output = vttiro_fixtures::chromium_dump_dom(&service.url("/docs"), 10_000, &[]);
     let dom = String::from_utf8_lossy(&output.stdout);
     assert!(
         !dom.contains(r#"<main id="content"><p>Loading"#),

@@ -18,7 +18,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -499,9 +499,6 @@ fn answer(
     let _ = stream.write_all(body);
 }
 
-/// Seconds the whole Chromium run may take before `timeout` kills it.
-const CHROMIUM_LIMIT_S: u32 = 60;
-
 fn read_with_chromium(files: &[WrittenFile]) -> Readings {
     let mut bodies = BTreeMap::new();
     bodies.insert(
@@ -518,27 +515,9 @@ fn read_with_chromium(files: &[WrittenFile]) -> Readings {
         );
     }
     let server = StaticServer::start(bodies);
-    let profile = tempfile::tempdir().unwrap();
-    let output = Command::new("timeout")
-        .arg(CHROMIUM_LIMIT_S.to_string())
-        .arg("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-            "--mute-audio",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        // Virtual time runs ahead while the page is idle and waits for network loads, so
-        // this is an upper bound on page time, not a delay.
-        .arg("--virtual-time-budget=20000")
-        .arg("--dump-dom")
-        .arg(server.url("tracks.html"))
-        .output()
-        .expect("cannot run `timeout chromium`; install Chromium with scripts/deps.sh");
+    // Virtual time is an upper bound on page time while it waits for the tracks.
+    let output =
+        vttiro_fixtures::chromium_dump_dom(&server.url("tracks.html"), 20_000, &["--mute-audio"]);
     let dom = String::from_utf8_lossy(&output.stdout);
     let report = dom
         .split_once("<pre id=\"report\">")
@@ -638,82 +617,12 @@ def read(path):
 json.dump({path: read(path) for path in sys.argv[1:]}, sys.stdout, ensure_ascii=True)
 "#;
 
-/// The venv is shared by every test run on the machine; the first test to need it in this
-/// process builds it, the others wait.
+/// A venv holding the pinned webvtt-py, shared by every test run on the machine.
 fn webvtt_py_python() -> PathBuf {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(prepare_webvtt_py).clone()
-}
-
-fn prepare_webvtt_py() -> PathBuf {
-    let home = std::env::var_os("HOME").expect("HOME is not set");
-    let cache = PathBuf::from(home).join(".cache/vttiro");
-    let venv = cache.join("pyenv");
-    let python = venv.join("bin/python");
-    let has_pinned = |python: &Path| {
-        Command::new(python)
-            .args([
-                "-c",
-                &format!(
-                    "import importlib.metadata as m, sys; \
-                     sys.exit(m.version('webvtt-py') != '{WEBVTT_PY_VERSION}')"
-                ),
-            ])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if has_pinned(&python) {
-        return python;
-    }
-    // Built beside the final place and renamed, so a concurrent test run elsewhere never
-    // sees a half-installed venv. `python -m pip` is used because the venv's script
-    // shebangs name the build path.
-    let target = if python.exists() {
-        venv.clone()
-    } else {
-        std::fs::create_dir_all(&cache).unwrap();
-        let build = cache.join(format!("pyenv.partial-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&build);
-        run_checked(
-            Command::new("python3").arg("-m").arg("venv").arg(&build),
-            "create the webvtt-py venv (Debian: python3-venv)",
-        );
-        build
-    };
-    run_checked(
-        Command::new(target.join("bin/python")).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            &format!("webvtt-py=={WEBVTT_PY_VERSION}"),
-        ]),
-        "install webvtt-py from PyPI",
-    );
-    if target != venv && std::fs::rename(&target, &venv).is_err() {
-        // Another run installed it first; theirs is as good as ours.
-        let _ = std::fs::remove_dir_all(&target);
-    }
-    assert!(
-        has_pinned(&python),
-        "{} does not hold webvtt-py {WEBVTT_PY_VERSION}",
-        venv.display()
-    );
-    python
-}
-
-fn run_checked(command: &mut Command, purpose: &str) {
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot {purpose}: {e}"));
-    assert!(
-        output.status.success(),
-        "cannot {purpose}: {:?} exited with {}:\n{}",
-        command,
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
+    vttiro_fixtures::python_venv(
+        "webvtt-py-venv",
+        &[&format!("webvtt-py=={WEBVTT_PY_VERSION}")],
+    )
 }
 
 fn read_with_webvtt_py(files: &[WrittenFile]) -> Readings {
