@@ -92,17 +92,7 @@ fn progress_bar(settings: &Settings, label: &str) -> Option<ProgressBar> {
 }
 
 pub fn run(args: &TranscribeArgs, settings: &Settings) -> i32 {
-    run_with(args, settings, &mut |_, message| {
-        eprintln!("error: {message}")
-    })
-}
-
-/// [`run`], telling each failure to `on_error` instead of printing it.
-pub fn run_with(
-    args: &TranscribeArgs,
-    settings: &Settings,
-    on_error: &mut dyn FnMut(ErrorCode, &str),
-) -> i32 {
+    let on_error = |_: ErrorCode, message: &str| eprintln!("error: {message}");
     let plan = match plan_run(args, settings, Arc::new(LoadEach)) {
         Ok(plan) => plan,
         Err((code, message)) => {
