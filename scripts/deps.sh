@@ -10,8 +10,10 @@
 #   chromium python3-venv  independent WebVTT readers for vttiro-subtitles' independent_parsers test
 #   flite      offline voices for scripts/make_dialogs.py's multi-speaker diarization dialogs
 #   prometheus  a real Prometheus server that scrapes `vttiro serve` in the metrics test
+#   prometheus-alertmanager  amtool checks the example Alertmanager config
+#   openssl    makes the test CA and certificates for the TLS test
 set -euo pipefail
-pkgs=(ffmpeg sox cmake g++ pkg-config libopus-dev libclang-dev time ca-certificates curl chromium python3-venv sctk flite prometheus)
+pkgs=(ffmpeg sox cmake g++ pkg-config libopus-dev libclang-dev time ca-certificates curl chromium python3-venv sctk flite prometheus prometheus-alertmanager openssl)
 python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3-pip)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -72,7 +72,7 @@ fn main() {
         .unwrap()
         .to_path_buf();
     let mut server = Command::new(env!("CARGO_BIN_EXE_vttiro"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["serve", "--open", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data)
         .args(["--workers", &workers.to_string()])
         .args(["--max-queued", &max_queued.to_string()])

@@ -105,7 +105,9 @@ impl JobRunner for PipelineRunner {
         // context; they never run at the same time.
         let context = RefCell::new(context);
         let mut job_progress = JobProgress::new(plan.pipeline.diarize.is_some());
+        let mut stage_spans = StageSpans::new(tracing::Span::current());
         let mut report = |stage: &str, fraction: f32| {
+            stage_spans.reached(stage);
             let overall = job_progress.overall(stage, fraction);
             context.borrow_mut().progress(stage, overall);
         };
@@ -125,7 +127,10 @@ impl JobRunner for PipelineRunner {
             return Err(stop);
         }
         report("transcribe", 0.0);
+        MODEL_LOAD_MS.set(None);
         let mut engine = plan.build_engine(input).map_err(run_failure)?;
+        // Set only when this job had to load its engine (not when the pool had one).
+        let model_load_ms = MODEL_LOAD_MS.take();
         let mut speaker_encoder = plan.speaker_encoder(input).map_err(run_failure)?;
         let mut control = JobCheckpoints { context: &context };
         let (output, resume) = vttiro_pipeline::recognise_resumable(
@@ -159,6 +164,9 @@ impl JobRunner for PipelineRunner {
         });
         if resume.resumed_groups > 0 {
             summary["resumed_groups"] = json!(resume.resumed_groups);
+        }
+        if let Some(ms) = model_load_ms {
+            summary["model_load_ms"] = json!(ms);
         }
         tracing::info!(
             job = request.job_id,
@@ -218,6 +226,42 @@ impl RunControl for JobCheckpoints<'_, '_> {
     }
 }
 
+/// One span per stage, as children of the worker's `job` span: the pipeline has no hooks
+/// around its stages, so the progress reports mark where each begins and the last ends.
+/// Spans follow OpenTelemetry's names (`asr` for the transcribe stage); progress reports
+/// keep theirs. `store` is the worker's span, around writing the results.
+struct StageSpans {
+    parent: tracing::Span,
+    current: Option<(String, tracing::Span)>,
+}
+
+impl StageSpans {
+    fn new(parent: tracing::Span) -> StageSpans {
+        StageSpans {
+            parent,
+            current: None,
+        }
+    }
+
+    fn reached(&mut self, stage: &str) {
+        if self.current.as_ref().is_some_and(|(name, _)| name == stage) {
+            return;
+        }
+        // Closing the previous stage's span ends it: its duration is the stage's.
+        self.current = None;
+        let parent = &self.parent;
+        let span = match stage {
+            "decode" => tracing::info_span!(parent: parent, "decode"),
+            "vad" => tracing::info_span!(parent: parent, "vad"),
+            "transcribe" => tracing::info_span!(parent: parent, "asr"),
+            "diarize" => tracing::info_span!(parent: parent, "diarize"),
+            "layout" => tracing::info_span!(parent: parent, "layout"),
+            _ => return,
+        };
+        self.current = Some((stage.to_string(), span));
+    }
+}
+
 /// Turns a stage's own progress into the whole job's, each stage owning a slice of 0..1
 /// roughly as large as its usual share of the time, and never lets it go backwards.
 struct JobProgress {
@@ -253,6 +297,12 @@ impl JobProgress {
         self.reported = self.reported.max(at);
         self.reported
     }
+}
+
+thread_local! {
+    /// How long the engine load on this thread took, for the job that caused it: loads run
+    /// on the calling worker's thread inside [`ModelPool::engine`].
+    static MODEL_LOAD_MS: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
 }
 
 /// Loaded models kept between jobs. A job takes an idle model loaded with its settings,
@@ -309,13 +359,15 @@ impl ModelSource for ModelPool {
         let engine = Pool::take(&self.engines, key, || {
             let started = Instant::now();
             let engine = transcribe::load_engine(input, settings, model)?;
+            let load_ms = started.elapsed().as_millis() as u64;
+            MODEL_LOAD_MS.set(Some(load_ms));
             tracing::info!(
                 model = %model.name,
                 path = %model.path.display(),
                 backend = %model.selection.backend,
                 device = ?model.selection.device,
                 compute_type = %settings.compute_type,
-                load_ms = started.elapsed().as_millis() as u64,
+                load_ms,
                 "model loaded"
             );
             Ok(engine)
@@ -627,6 +679,7 @@ mod tests {
         assert_eq!(first.summary["usage"]["provider"], "ct2");
         assert!(first.summary["timings"]["transcribe_ms"].is_u64());
         assert!(first.summary.get("resumed_groups").is_none());
+        assert!(first.summary["model_load_ms"].is_u64(), "{}", first.summary);
         let json: Value = serde_json::from_str(&text(&first, "json")).expect("json output");
         assert_eq!(json["model"], "tiny.en");
 
@@ -638,6 +691,11 @@ mod tests {
         )
         .unwrap_or_else(|f| panic!("{}: {}", f.code, f.message));
         assert_eq!(runner.models.engines_loaded(), 1);
+        assert!(
+            second.summary.get("model_load_ms").is_none(),
+            "the second job loaded nothing: {}",
+            second.summary
+        );
         assert_eq!(text(&second, "vtt"), vtt);
     }
 

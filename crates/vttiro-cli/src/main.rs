@@ -1,6 +1,7 @@
 //! The `vttiro` binary: argument parsing, configuration layering, progress display and
 //! exit codes. All real work lives in the library crates; this file is glue.
 
+mod admin_cmd;
 mod config;
 mod eval_cmd;
 mod job_runner;
@@ -8,6 +9,7 @@ mod models_cmd;
 mod providers_cmd;
 mod serve_cmd;
 mod subtitles_cmd;
+mod telemetry;
 mod transcribe;
 
 use std::io::IsTerminal;
@@ -56,6 +58,21 @@ enum Command {
     Serve(Box<serve_cmd::ServeArgs>),
     /// Run workers only (scale-out): they take jobs from the same data directory.
     Worker(serve_cmd::WorkerArgs),
+    /// Create, list and revoke the service's API keys.
+    Keys {
+        #[command(subcommand)]
+        command: admin_cmd::KeysCommand,
+    },
+    /// Check the service's hash-chained audit log, or export it as JSON lines.
+    Audit {
+        #[command(subcommand)]
+        command: admin_cmd::AuditCommand,
+    },
+    /// Encryption at rest: make master keys, rotate stored objects to a new one.
+    Storage {
+        #[command(subcommand)]
+        command: admin_cmd::StorageCommand,
+    },
     /// List cloud engines: models, limits, prices and whether a key is set.
     Providers(providers_cmd::ProvidersArgs),
     /// Print version, compiled-in backends and GPU support.
@@ -218,20 +235,36 @@ impl TranscribeArgs {
     }
 }
 
-fn init_logging(format: LogFormat, levels: Option<&str>) {
+/// Logs on stderr, plus OpenTelemetry trace export when the environment asks for it; the
+/// returned guard flushes the exporter when dropped.
+fn init_logging(
+    format: LogFormat,
+    levels: Option<&str>,
+) -> Result<Option<telemetry::Telemetry>, String> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     // `levels` is VTTIRO_LOG or the config file's `log`, already validated. Without it only
     // our own crates speak: decoder libraries log recoverable oddities that would break the
     // one-line-per-error contract.
     let filter = tracing_subscriber::EnvFilter::new(levels.unwrap_or(
         "off,vttiro=warn,vttiro_cli=warn,vttiro_pipeline=warn,vttiro_asr=warn,vttiro_cloud=warn,vttiro_server=warn,vttiro_jobs=warn,vttiro_storage=warn,vttiro_media=warn,vttiro_models=warn,vttiro_vad=warn,vttiro_diarize=warn,vttiro_subtitles=warn",
     ));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-    }
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // The log filter is the log layer's alone, so it cannot hide spans from the exporter.
+    let fmt = match format {
+        LogFormat::Json => fmt.json().with_filter(filter).boxed(),
+        LogFormat::Text => fmt
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_filter(filter)
+            .boxed(),
+    };
+    let (guard, tracer) = telemetry::from_env()?.unzip();
+    tracing_subscriber::registry()
+        .with(fmt)
+        .with(tracer.map(telemetry::layer))
+        .init();
+    Ok(guard)
 }
 
 fn main() -> ExitCode {
@@ -262,7 +295,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(settings.log_format, settings.log.as_deref());
+    let telemetry = match init_logging(settings.log_format, settings.log.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let code = match cli.command {
         Command::Transcribe(args) => transcribe::run(&args, &settings),
         Command::Models { command } => models_cmd::run(command, &settings),
@@ -284,6 +323,9 @@ fn main() -> ExitCode {
         Command::Providers(args) => providers_cmd::run(&args, &settings),
         Command::Serve(args) => serve_cmd::serve(&args, &layered.raw),
         Command::Worker(args) => serve_cmd::worker(&args, &layered.raw),
+        Command::Keys { command } => admin_cmd::keys(&command),
+        Command::Audit { command } => admin_cmd::audit_cmd(&command),
+        Command::Storage { command } => admin_cmd::storage(&command),
         Command::Version => {
             println!("vttiro {}", env!("CARGO_PKG_VERSION"));
             println!("backends: {}", vttiro_asr::available_backends().join(", "));
@@ -316,5 +358,7 @@ fn main() -> ExitCode {
             0
         }
     };
+    // Sends the spans still batched; `serve` and `worker` return here after SIGTERM.
+    drop(telemetry);
     ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -11,7 +11,7 @@ use clap::Args;
 use vttiro_core::ErrorCode;
 use vttiro_jobs::{JobQueue, QueuePolicy, SqliteQueue, SystemClock};
 use vttiro_server::{Dispatcher, Metrics, ModelCatalog, WebhookConfig, WebhookSecret, WorkerSetup};
-use vttiro_storage::{FetchPolicy, LocalStore};
+use vttiro_storage::{FetchPolicy, KeyRing, LocalStore};
 
 use crate::config::{RawConfig, Settings};
 use crate::job_runner::PipelineRunner;
@@ -38,6 +38,39 @@ pub struct ServeArgs {
     /// Serve the API only; jobs are run by `vttiro worker` processes on the same data.
     #[arg(long)]
     pub no_workers: bool,
+    /// Accept OIDC/JWT bearer tokens signed by a key in this JWKS (a file, or an https URL).
+    #[arg(long)]
+    pub jwks: Option<String>,
+    /// The `iss` tokens must carry.
+    #[arg(long, requires = "jwks")]
+    pub jwt_issuer: Option<String>,
+    /// An `aud` tokens must carry.
+    #[arg(long, requires = "jwks")]
+    pub jwt_audience: Option<String>,
+    /// The token claim naming the caller's tenant.
+    #[arg(long, default_value = "tenant", requires = "jwks")]
+    pub jwt_tenant_claim: String,
+    /// The token claim holding the caller's role (a string or a list).
+    #[arg(long, default_value = "role", requires = "jwks")]
+    pub jwt_role_claim: String,
+    /// Requests a minute per key or token (a key's own limit wins); unlimited when absent.
+    #[arg(long)]
+    pub requests_per_minute: Option<u32>,
+    /// Audio minutes per key or token per UTC day (a key's own quota wins); unlimited when absent.
+    #[arg(long)]
+    pub audio_minutes_per_day: Option<u32>,
+    /// Serve HTTPS with this PEM certificate chain (re-read when the file changes).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Erase a finished job's media this many hours after it ends (a tenant policy wins).
+    #[arg(long)]
+    pub media_retention_hours: Option<u32>,
+    /// Erase a finished job and its results this many days after it ends (a tenant policy wins).
+    #[arg(long)]
+    pub result_retention_days: Option<u32>,
 }
 
 #[derive(Args, Debug)]
@@ -61,10 +94,35 @@ pub struct WorkerArgs {
     /// Webhook signing key, `whsec_<base64>` (default: generated once into the data dir).
     #[arg(long, env = "VTTIRO_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
+    /// Encrypt media and results at rest with the master keys in this file
+    /// (`id:base64key[,id:base64key…]`, the first wraps new data; mode 0600).
+    #[arg(long, env = "VTTIRO_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// The master keys themselves, in the same form (prefer the file: flags show in `ps`).
+    #[arg(
+        long,
+        env = "VTTIRO_MASTER_KEY",
+        hide_env_values = true,
+        conflicts_with = "master_key_file"
+    )]
+    pub master_key: Option<String>,
+    /// No authentication: every caller is an administrator. Only for a service nobody
+    /// else can reach (a laptop, a notebook); the server says so loudly at start.
+    #[arg(long)]
+    pub open: bool,
+    /// `vttiro worker`: serve this process's Prometheus metrics at http://ADDR/metrics
+    /// (a `metrics` or `admin` key is needed unless --open).
+    #[arg(long)]
+    pub metrics_listen: Option<String>,
 }
 
 fn data_dir(args: &WorkerArgs) -> PathBuf {
-    args.data_dir.clone().unwrap_or_else(|| {
+    resolve_data_dir(args.data_dir.as_deref())
+}
+
+/// `--data-dir`, else `$XDG_DATA_HOME/vttiro` (or `~/.local/share/vttiro`).
+pub(crate) fn resolve_data_dir(explicit: Option<&Path>) -> PathBuf {
+    explicit.map(Path::to_path_buf).unwrap_or_else(|| {
         std::env::var_os("XDG_DATA_HOME")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
@@ -79,6 +137,46 @@ struct Backend {
     dir: PathBuf,
     /// One set per process, shared by the API, the workers and the webhook dispatcher.
     metrics: Arc<Metrics>,
+    auth: Arc<vttiro_auth::AuthDb>,
+}
+
+/// The master keys from the flag, the environment or the key file, when encryption at rest
+/// is configured.
+pub(crate) fn master_keys(args: &WorkerArgs) -> Result<Option<Arc<KeyRing>>, String> {
+    let keys = match (&args.master_key, &args.master_key_file) {
+        (Some(spec), _) => KeyRing::parse(spec).map_err(|e| format!("VTTIRO_MASTER_KEY: {e}"))?,
+        (None, Some(path)) => KeyRing::load_file(path).map_err(|e| e.to_string())?,
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(Arc::new(keys)))
+}
+
+/// The object store under `dir`, encrypted when master keys are configured.
+pub(crate) fn open_store(args: &WorkerArgs, dir: &Path) -> Result<LocalStore, String> {
+    let root = dir.join("store");
+    match master_keys(args)? {
+        Some(keys) => LocalStore::open_encrypted(&root, keys),
+        None => LocalStore::open(&root),
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// The auth database beside the job queue, keyed by the data directory's auth secret.
+pub(crate) fn open_auth(dir: &Path) -> Result<vttiro_auth::AuthDb, String> {
+    let path = dir.join("auth-secret");
+    let mut failure = None;
+    let text = shared_secret_file(&path, || {
+        vttiro_auth::new_server_secret().unwrap_or_else(|e| {
+            failure = Some(e.to_string());
+            String::new()
+        })
+    })?;
+    if let Some(reason) = failure {
+        return Err(reason);
+    }
+    let secret =
+        vttiro_auth::parse_server_secret(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    vttiro_auth::AuthDb::open(&dir.join("auth.db"), &secret).map_err(|e| e.to_string())
 }
 
 /// `max_queued`: the API's admission limit (workers submit nothing, so they pass `None`).
@@ -98,7 +196,8 @@ fn open_backend(args: &WorkerArgs, max_queued: Option<u64>) -> Result<Backend, S
     };
     let queue = SqliteQueue::open(&dir.join("jobs.db"), Arc::new(SystemClock), policy)
         .map_err(|e| e.to_string())?;
-    let store = LocalStore::open(&dir.join("store")).map_err(|e| e.to_string())?;
+    let store = open_store(args, &dir)?;
+    let auth = Arc::new(open_auth(&dir)?);
     // A process killed mid-write leaves hidden part files; an hour is longer than any
     // live writer keeps one (uploads stream at wire speed, results are small).
     match store.sweep_partials(Duration::from_secs(3600)) {
@@ -111,6 +210,7 @@ fn open_backend(args: &WorkerArgs, max_queued: Option<u64>) -> Result<Backend, S
         store,
         dir,
         metrics: Arc::new(Metrics::default()),
+        auth,
     })
 }
 
@@ -129,33 +229,42 @@ fn webhook_secret(args: &WorkerArgs, dir: &Path) -> Result<WebhookSecret, String
         return WebhookSecret::parse(text).map_err(|e| format!("--webhook-secret: {e}"));
     }
     let path = dir.join("webhook-secret");
+    let created = !path.exists();
+    let text = shared_secret_file(&path, || WebhookSecret::generate().expose().to_string())?;
+    if created {
+        eprintln!(
+            "vttiro: created the webhook signing key in {} (receivers verify with it)",
+            path.display()
+        );
+    }
+    WebhookSecret::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A secret kept in a file of the data directory: created once (owner-only) with `make`,
+/// then read by every process sharing the directory.
+fn shared_secret_file(path: &Path, make: impl FnOnce() -> String) -> Result<String, String> {
     let created = {
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        options.open(&path)
+        options.open(path)
     };
     match created {
         Ok(mut file) => {
-            let secret = WebhookSecret::generate();
-            std::io::Write::write_all(&mut file, secret.expose().as_bytes())
+            let secret = make();
+            std::io::Write::write_all(&mut file, secret.as_bytes())
                 .and_then(|()| file.sync_all())
                 .map_err(|e| format!("{}: {e}", path.display()))?;
-            eprintln!(
-                "vttiro: created the webhook signing key in {} (receivers verify with it)",
-                path.display()
-            );
             Ok(secret)
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             // Another process may have just created it and not yet written it.
             for _ in 0..50 {
-                let text = std::fs::read_to_string(&path)
+                let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                 if !text.trim().is_empty() {
-                    return WebhookSecret::parse(&text)
-                        .map_err(|e| format!("{}: {e}", path.display()));
+                    return Ok(text.trim().to_string());
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -191,6 +300,7 @@ fn start_workers(args: &WorkerArgs, backend: &Backend, base: &RawConfig) -> vtti
             // Three heartbeats per lease: one lost beat never costs a job.
             heartbeat: Duration::from_millis(args.lease_secs * 1000 / 3),
             metrics: backend.metrics.clone(),
+            usage: Some(backend.auth.clone()),
         },
     )
 }
@@ -210,7 +320,50 @@ pub fn serve(args: &ServeArgs, base: &RawConfig) -> i32 {
             return ErrorCode::InvalidArgument.exit_code();
         }
     };
+    let authenticator = match authenticator(args, &backend) {
+        Ok(a) => a,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ErrorCode::InvalidArgument.exit_code();
+        }
+    };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            match vttiro_server::tls::ReloadingCert::new(vttiro_server::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }) {
+                Ok(cert) => Some(cert),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ErrorCode::InvalidArgument.exit_code();
+                }
+            }
+        }
+        _ => None,
+    };
+    if let Some(cert) = &tls {
+        // serve_tls re-reads the files every 30 s; the expiry gauge follows the same pace.
+        let (cert, metrics) = (cert.clone(), backend.metrics.clone());
+        metrics.set_tls_certificate_expiry(cert.not_after());
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(30));
+            metrics.set_tls_certificate_expiry(cert.not_after());
+        });
+    }
+    // Tenant policies can set retention with no server default, so the sweeper always runs.
+    let retention = vttiro_server::spawn_sweeper(
+        backend.queue.clone(),
+        backend.store.clone(),
+        backend.auth.clone(),
+        vttiro_server::Retention {
+            media_hours: args.media_retention_hours,
+            result_days: args.result_retention_days,
+        },
+        Duration::from_secs(300),
+    );
     let workers = (!args.no_workers).then(|| start_workers(&args.workers, &backend, base));
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let state = vttiro_server::AppState {
         queue: backend.queue.clone(),
         store: backend.store.clone(),
@@ -219,16 +372,20 @@ pub fn serve(args: &ServeArgs, base: &RawConfig) -> i32 {
             max_queued: args.max_queued,
             max_sync_upload_bytes: args.max_sync_upload_mb.saturating_mul(1024 * 1024),
             sync_deadline: Duration::from_secs(args.sync_timeout_secs),
+            requests_per_minute: args.requests_per_minute,
+            audio_minutes_per_day: args.audio_minutes_per_day,
         },
+        auth: Arc::new(authenticator),
+        rate_limiter: vttiro_auth::RateLimiter::new(),
         metrics: backend.metrics.clone(),
         catalog: Arc::new(Catalog {
             base: base.clone(),
             runs_jobs: !args.no_workers,
         }),
     };
-    let served = vttiro_server::serve_until_signal(&args.listen, state, |addr| {
+    let served = vttiro_server::serve_until_signal(&args.listen, state, tls, |addr| {
         eprintln!(
-            "vttiro serve: listening on http://{addr} (data in {}; {})",
+            "vttiro serve: listening on {scheme}://{addr} (data in {}; {})",
             backend.dir.display(),
             if args.no_workers {
                 "API only".to_string()
@@ -242,6 +399,7 @@ pub fn serve(args: &ServeArgs, base: &RawConfig) -> i32 {
         workers.shutdown(Duration::from_secs(args.workers.shutdown_grace_secs));
     }
     dispatcher.shutdown();
+    retention.stop();
     match served {
         Ok(()) => 0,
         Err(e) => {
@@ -249,6 +407,46 @@ pub fn serve(args: &ServeArgs, base: &RawConfig) -> i32 {
             ErrorCode::InvalidArgument.exit_code()
         }
     }
+}
+
+/// Keys (and tokens, with --jwks) unless --open says the service is for its owner alone.
+fn authenticator(
+    args: &ServeArgs,
+    backend: &Backend,
+) -> Result<vttiro_auth::Authenticator, String> {
+    if args.workers.open {
+        if args.jwks.is_some() {
+            return Err(
+                "--open and --jwks contradict each other: open mode checks no tokens".into(),
+            );
+        }
+        let warning = "OPEN MODE: no authentication; anyone who can reach this address is an \
+                       administrator. Use it only on a machine nobody else can reach.";
+        eprintln!("vttiro serve: WARNING: {warning}");
+        tracing::warn!("{warning}");
+        return Ok(vttiro_auth::Authenticator::open(backend.auth.clone()));
+    }
+    let jwt = match &args.jwks {
+        Some(source) => {
+            let mut config = vttiro_auth::JwtConfig::new(vttiro_auth::JwksSource::parse(source));
+            config.issuer = args.jwt_issuer.clone();
+            config.audience = args.jwt_audience.clone();
+            config.tenant_claim = args.jwt_tenant_claim.clone();
+            config.role_claim = args.jwt_role_claim.clone();
+            Some(vttiro_auth::JwtVerifier::new(config).map_err(|e| format!("--jwks: {e}"))?)
+        }
+        None => None,
+    };
+    let keys = backend.auth.list_keys(None).map_err(|e| e.to_string())?;
+    if jwt.is_none() && keys.iter().all(|k| k.revoked_at.is_some()) {
+        eprintln!(
+            "vttiro serve: no API keys yet; every request will get 401. Create one with \
+             `vttiro keys create --data-dir {} --tenant <name> --role admin`, or start with \
+             --open for local use.",
+            backend.dir.display()
+        );
+    }
+    Ok(vttiro_auth::Authenticator::new(backend.auth.clone(), jwt))
 }
 
 /// `vttiro worker`: claims and runs jobs from the data directory until SIGINT/SIGTERM,
@@ -269,12 +467,36 @@ pub fn worker(args: &WorkerArgs, base: &RawConfig) -> i32 {
         }
     };
     let workers = start_workers(args, &backend, base);
-    eprintln!(
-        "vttiro worker: {} worker(s) on {}",
-        args.workers.max(1),
-        backend.dir.display()
-    );
-    let waited = vttiro_server::wait_for_signal();
+    let announce = |metrics: Option<std::net::SocketAddr>| {
+        eprintln!(
+            "vttiro worker: {} worker(s) on {}{}",
+            args.workers.max(1),
+            backend.dir.display(),
+            metrics
+                .map(|addr| format!("; metrics at http://{addr}/metrics"))
+                .unwrap_or_default()
+        )
+    };
+    let waited = match &args.metrics_listen {
+        Some(listen) => {
+            let auth = if args.open {
+                vttiro_auth::Authenticator::open(backend.auth.clone())
+            } else {
+                vttiro_auth::Authenticator::new(backend.auth.clone(), None)
+            };
+            vttiro_server::serve_metrics_until_signal(
+                listen,
+                backend.metrics.clone(),
+                backend.queue.clone(),
+                Arc::new(auth),
+                |addr| announce(Some(addr)),
+            )
+        }
+        None => {
+            announce(None);
+            vttiro_server::wait_for_signal()
+        }
+    };
     workers.shutdown(Duration::from_secs(args.shutdown_grace_secs));
     dispatcher.shutdown();
     match waited {

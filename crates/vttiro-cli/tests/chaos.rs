@@ -19,6 +19,7 @@ fn serve(data: &Path) -> Process {
     start(
         &[
             "serve",
+            "--open",
             "--listen",
             "127.0.0.1:0",
             "--workers",

@@ -23,6 +23,7 @@ fn serve(data: &Path) -> Process {
     start_with_env(
         &[
             "serve",
+            "--open",
             "--listen",
             "127.0.0.1:0",
             "--workers",

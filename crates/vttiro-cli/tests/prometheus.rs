@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::service::{agent, start, submit, wait_final};
+use common::service::{agent, create_key, start, submit_as, wait_final_as};
 use serde_json::{json, Value};
 
 struct Prometheus(Child);
@@ -49,16 +49,23 @@ fn query(base: &str, promql: &str) -> Option<f64> {
 #[test]
 fn prometheus_scrapes_the_service_and_sees_a_finished_job() {
     let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Authentication on, as deployed: Prometheus scrapes with a `metrics` key.
+    let scraper = create_key(&data, "ops", "metrics");
+    let submitter = create_key(&data, "acme", "submitter");
     let mut server = start(
         &["serve", "--listen", "127.0.0.1:0", "--workers", "1"],
-        &dir.path().join("data"),
+        &data,
     );
     let target = server.base.trim_start_matches("http://").to_string();
     let config = dir.path().join("prometheus.yml");
+    let credentials = dir.path().join("scrape.key");
+    std::fs::write(&credentials, &scraper).unwrap();
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: vttiro\n    metrics_path: /metrics\n    static_configs:\n      - targets: ['{target}']\n"
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: vttiro\n    metrics_path: /metrics\n    authorization:\n      type: Bearer\n      credentials_file: {}\n    static_configs:\n      - targets: ['{target}']\n",
+            credentials.display()
         ),
     )
     .unwrap();
@@ -78,10 +85,16 @@ fn prometheus_scrapes_the_service_and_sees_a_finished_job() {
     let prometheus = format!("http://127.0.0.1:{port}");
 
     let audio = std::fs::read(vttiro_fixtures::jfk_wav()).unwrap();
-    let (status, job) = submit(&server.base, &audio, &json!({ "formats": ["vtt"] }));
-    assert_eq!(status, 202, "{job}");
-    let done = wait_final(
+    let (status, job) = submit_as(
         &server.base,
+        Some(&submitter),
+        &audio,
+        &json!({ "formats": ["vtt"] }),
+    );
+    assert_eq!(status, 202, "{job}");
+    let done = wait_final_as(
+        &server.base,
+        Some(&submitter),
         job["id"].as_str().unwrap(),
         Duration::from_secs(180),
     );

@@ -27,7 +27,14 @@ fn schemathesis_finds_no_server_errors_and_no_departures_from_the_document() {
     let python = common::pyenv::service_python();
     let dir = tempfile::tempdir().unwrap();
     let server = service::start(
-        &["serve", "--listen", "127.0.0.1:0", "--workers", "1"],
+        &[
+            "serve",
+            "--open",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+        ],
         &dir.path().join("data"),
     );
     let location = format!("{}/openapi.json", server.base);

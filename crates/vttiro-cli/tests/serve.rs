@@ -12,7 +12,14 @@ use serde_json::json;
 
 fn start(data: &Path) -> Process {
     service::start(
-        &["serve", "--listen", "127.0.0.1:0", "--workers", "1"],
+        &[
+            "serve",
+            "--open",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+        ],
         data,
     )
 }
@@ -78,6 +85,7 @@ fn json_logs_name_the_request_and_the_job_on_every_line() {
             "--log-format",
             "json",
             "serve",
+            "--open",
             "--listen",
             "127.0.0.1:0",
             "--workers",

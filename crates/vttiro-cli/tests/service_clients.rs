@@ -18,9 +18,14 @@ import json, sys
 import openai
 from openai import OpenAI
 
-base, audio = sys.argv[1], sys.argv[2]
-client = OpenAI(base_url=base + "/v1", api_key="unused-by-vttiro", max_retries=0, timeout=300)
-out = {"models": [m.id for m in client.models.list()]}
+base, audio, key = sys.argv[1], sys.argv[2], sys.argv[3]
+try:
+    OpenAI(base_url=base + "/v1", api_key="vt_not_a_real_key", max_retries=0).models.list()
+    out = {"wrong_key": None}
+except openai.AuthenticationError as e:
+    out = {"wrong_key": {"status": e.status_code, "body": e.body}}
+client = OpenAI(base_url=base + "/v1", api_key=key, max_retries=0, timeout=300)
+out["models"] = [m.id for m in client.models.list()]
 
 def create(**kwargs):
     with open(audio, "rb") as f:
@@ -43,9 +48,12 @@ print(json.dumps(out))
 #[test]
 fn the_official_openai_sdk_transcribes_through_vttiro() {
     let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Authentication on, as deployed: the SDK's api_key is a vttiro key.
+    let key = service::create_key(&data, "acme", "submitter");
     let mut server = start(
         &["serve", "--listen", "127.0.0.1:0", "--workers", "1"],
-        &dir.path().join("data"),
+        &data,
     );
     let python = common::pyenv::service_python();
     let output = Command::new(python)
@@ -53,6 +61,7 @@ fn the_official_openai_sdk_transcribes_through_vttiro() {
         .arg(SDK_SCRIPT)
         .arg(&server.base)
         .arg(vttiro_fixtures::jfk_wav())
+        .arg(&key)
         .output()
         .unwrap();
     assert!(
@@ -108,12 +117,16 @@ fn the_official_openai_sdk_transcribes_through_vttiro() {
     let srt = out["srt"].as_str().unwrap();
     assert!(srt.starts_with("1\n00:00:00,"), "{srt}");
 
+    let wrong = &out["wrong_key"];
+    assert_eq!(wrong["status"], 401, "{wrong}");
+    assert_eq!(wrong["body"]["code"], "unauthenticated", "{wrong}");
+
     let bad = &out["bad_model"];
     assert_eq!(bad["status"], 400, "{bad}");
     assert_eq!(bad["body"]["code"], "unknown_model", "{bad}");
 
     // Synchronous requests leave no jobs or files behind.
-    let (_, jobs) = service::get_json(&format!("{}/v1/jobs", server.base));
+    let (_, jobs) = service::get_json_as(&format!("{}/v1/jobs", server.base), &key);
     assert_eq!(jobs["jobs"], json!([]), "{jobs}");
     assert_eq!(server.terminate(), Some(0));
 }
@@ -159,6 +172,7 @@ fn an_api_only_server_and_a_separate_worker_run_a_job_with_a_verified_webhook() 
     let mut api = start(
         &[
             "serve",
+            "--open",
             "--listen",
             "127.0.0.1:0",
             "--no-workers",

@@ -54,11 +54,19 @@ pub enum ErrorCode {
     /// A request that waits for its job (the OpenAI-compatible endpoint) outlived its
     /// deadline; the job was cancelled.
     DeadlineExceeded,
+    /// No credentials, or credentials that are unknown, revoked, expired or forged.
+    Unauthenticated,
+    /// Valid credentials whose role may not do this.
+    Forbidden,
+    /// Too many requests for the key's token bucket.
+    RateLimited,
+    /// The key's audio minutes for the day are used up.
+    QuotaExceeded,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 30] = [
+    pub const ALL: [ErrorCode; 34] = [
         ErrorCode::InvalidArgument,
         ErrorCode::InputNotFound,
         ErrorCode::InputIsDirectory,
@@ -88,6 +96,10 @@ impl ErrorCode {
         ErrorCode::QueueFull,
         ErrorCode::StorageFailed,
         ErrorCode::DeadlineExceeded,
+        ErrorCode::Unauthenticated,
+        ErrorCode::Forbidden,
+        ErrorCode::RateLimited,
+        ErrorCode::QuotaExceeded,
         ErrorCode::Internal,
     ];
 
@@ -130,6 +142,10 @@ impl ErrorCode {
             ErrorCode::QueueFull => "queue_full",
             ErrorCode::StorageFailed => "storage_failed",
             ErrorCode::DeadlineExceeded => "deadline_exceeded",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::Internal => "internal",
         }
     }
@@ -169,6 +185,10 @@ impl ErrorCode {
             ErrorCode::QueueFull => 52,
             ErrorCode::StorageFailed => 53,
             ErrorCode::DeadlineExceeded => 54,
+            ErrorCode::Unauthenticated => 55,
+            ErrorCode::Forbidden => 56,
+            ErrorCode::RateLimited => 57,
+            ErrorCode::QuotaExceeded => 58,
             ErrorCode::Internal => 70,
         }
     }
@@ -199,6 +219,9 @@ impl ErrorCode {
             ErrorCode::QueueFull => 429,
             ErrorCode::StorageFailed => 503,
             ErrorCode::DeadlineExceeded => 504,
+            ErrorCode::Unauthenticated => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::RateLimited | ErrorCode::QuotaExceeded => 429,
             ErrorCode::ProviderUnsupportedFormat => 415,
         }
     }

@@ -6,6 +6,8 @@
 //! never depend on it. It knows nothing about engines or other vttiro crates except the
 //! model store, which it drives exactly as a user would to obtain verified weights.
 
+pub mod otlp;
+
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};

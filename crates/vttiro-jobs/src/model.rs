@@ -98,6 +98,9 @@ pub struct NewJob {
     pub fingerprint: String,
     /// Attempts before the job fails for good; the queue's default when `None`.
     pub max_attempts: Option<u32>,
+    /// The submitting request's W3C `traceparent`, so the worker's spans join its trace;
+    /// opaque here.
+    pub trace_parent: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -134,6 +137,8 @@ pub struct Job {
     /// Which worker holds the job while it runs.
     pub worker: Option<String>,
     pub lease_expires_at: Option<Millis>,
+    /// The W3C `traceparent` the job was submitted with, if any.
+    pub trace_parent: Option<String>,
 }
 
 /// A worker's hold on a running job. Every write a worker makes carries it, and the

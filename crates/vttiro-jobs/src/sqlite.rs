@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
     started_at INTEGER,
-    finished_at INTEGER
+    finished_at INTEGER,
+    trace_parent TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs(tenant, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
@@ -78,7 +79,7 @@ CREATE TABLE IF NOT EXISTS events (
 const JOB_COLUMNS: &str =
     "id, tenant, state, spec, media, idempotency_key, attempts, max_attempts, \
      run_after, cancel_requested, progress, stage, error_code, error_message, result, \
-     created_at, updated_at, started_at, finished_at, worker, lease_expires_at";
+     created_at, updated_at, started_at, finished_at, worker, lease_expires_at, trace_parent";
 
 pub struct SqliteQueue {
     connection: Mutex<Connection>,
@@ -92,13 +93,14 @@ impl SqliteQueue {
         clock: Arc<dyn Clock>,
         policy: QueuePolicy,
     ) -> Result<SqliteQueue, QueueError> {
-        let connection = Connection::open(path)
+        let mut connection = Connection::open(path)
             .map_err(|e| QueueError::Storage(format!("{}: {e}", path.display())))?;
         connection.busy_timeout(Duration::from_secs(10))?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
         connection.execute_batch(SCHEMA)?;
+        migrate(&mut connection)?;
         Ok(SqliteQueue {
             connection: Mutex::new(connection),
             clock,
@@ -120,6 +122,23 @@ impl SqliteQueue {
         transaction.commit()?;
         Ok(value)
     }
+}
+
+/// Brings a database made by an older version up to [`SCHEMA`]. Each step checks before
+/// it alters, inside one immediate transaction, so processes opening the same old file
+/// at once add each column exactly once.
+fn migrate(connection: &mut Connection) -> Result<(), QueueError> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let has_trace_parent: bool = tx.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('jobs') WHERE name = 'trace_parent'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_trace_parent {
+        tx.execute_batch("ALTER TABLE jobs ADD COLUMN trace_parent TEXT")?;
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
@@ -152,6 +171,7 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
         finished_at: row.get(18)?,
         worker: row.get(19)?,
         lease_expires_at: row.get(20)?,
+        trace_parent: row.get(21)?,
     })
 }
 
@@ -376,8 +396,8 @@ impl JobQueue for SqliteQueue {
             let id = new_id(now);
             tx.execute(
                 "INSERT INTO jobs (id, tenant, state, spec, media, idempotency_key, fingerprint,
-                     max_attempts, run_after, created_at, updated_at)
-                 VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8)",
+                     max_attempts, run_after, created_at, updated_at, trace_parent)
+                 VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8, ?9)",
                 params![
                     id,
                     new.tenant,
@@ -386,7 +406,8 @@ impl JobQueue for SqliteQueue {
                     new.idempotency_key,
                     new.fingerprint,
                     new.max_attempts.unwrap_or(self.policy.max_attempts).max(1),
-                    now
+                    now,
+                    new.trace_parent
                 ],
             )?;
             append_event(tx, &id, now, "queued", json!({}))?;

@@ -65,6 +65,7 @@ fn a_killed_worker_loses_its_lease_and_the_job_completes_once_elsewhere() {
             idempotency_key: None,
             fingerprint: "f".into(),
             max_attempts: None,
+            trace_parent: None,
         })
         .unwrap()
         .job()

@@ -123,6 +123,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     idempotency_key: key.map(|k| format!("key-{k}")),
                     fingerprint: format!("fp-{fingerprint}"),
                     max_attempts: None,
+                    trace_parent: None,
                 });
                 let earlier = key.and_then(|k| model.jobs.iter().find(|j| j.key == Some(k)));
                 match (earlier, result) {

@@ -36,6 +36,7 @@ fn new_job(key: Option<&str>, fingerprint: &str) -> NewJob {
         idempotency_key: key.map(Into::into),
         fingerprint: fingerprint.into(),
         max_attempts: None,
+        trace_parent: None,
     }
 }
 
@@ -622,4 +623,52 @@ fn the_queue_limit_holds_against_concurrent_submitters_but_not_idempotent_repeat
         first.submit(new_job(Some("kept"), "k")).unwrap(),
         Submitted::Existing(_)
     ));
+}
+
+#[test]
+fn a_trace_parent_rides_with_the_job_and_a_database_from_before_it_still_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    // The jobs table as it was before `trace_parent`, holding one queued job.
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection
+            .execute_batch(
+                "CREATE TABLE jobs (
+                    id TEXT PRIMARY KEY, tenant TEXT NOT NULL, state TEXT NOT NULL,
+                    spec TEXT NOT NULL, media TEXT, idempotency_key TEXT,
+                    fingerprint TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+                    max_attempts INTEGER NOT NULL, run_after INTEGER NOT NULL, lease_id TEXT,
+                    worker TEXT, lease_expires_at INTEGER,
+                    cancel_requested INTEGER NOT NULL DEFAULT 0,
+                    progress REAL NOT NULL DEFAULT 0, stage TEXT, error_code TEXT,
+                    error_message TEXT, result TEXT, created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER);
+                 INSERT INTO jobs (id, tenant, state, spec, fingerprint, max_attempts,
+                    run_after, created_at, updated_at)
+                 VALUES ('job_old', 't', 'queued', '{}', 'f', 3, 0, 0, 0);",
+            )
+            .unwrap();
+    }
+    let (queue, _) = queue_at(&path);
+    assert_eq!(queue.get("job_old").unwrap().trace_parent, None);
+    // A second process opening the migrated file changes nothing.
+    let (again, _) = queue_at(&path);
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let submitted = again
+        .submit(NewJob {
+            trace_parent: Some(parent.into()),
+            ..new_job(None, "traced")
+        })
+        .unwrap()
+        .job()
+        .clone();
+    assert_eq!(submitted.trace_parent.as_deref(), Some(parent));
+    let lease = queue.claim("w").unwrap().unwrap();
+    let claimed = if lease.job.id == submitted.id {
+        lease.job
+    } else {
+        queue.get(&submitted.id).unwrap()
+    };
+    assert_eq!(claimed.trace_parent.as_deref(), Some(parent));
 }

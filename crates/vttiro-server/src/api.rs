@@ -15,13 +15,14 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use vttiro_auth::Principal;
 use vttiro_core::ErrorCode;
 use vttiro_jobs::{
     Job, JobFailure, JobQueue, JobState, ListQuery, NewJob, QueueError, QueueStats, Submitted,
@@ -41,6 +42,11 @@ pub struct ServerConfig {
     pub max_sync_upload_bytes: u64,
     /// How long `POST /v1/audio/transcriptions` waits for its job before giving up (504).
     pub sync_deadline: Duration,
+    /// Requests a minute per principal unless its key says otherwise; unlimited when `None`.
+    pub requests_per_minute: Option<u32>,
+    /// Audio minutes a principal may have transcribed per UTC day unless its key says
+    /// otherwise; unlimited when `None`.
+    pub audio_minutes_per_day: Option<u32>,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +56,8 @@ impl Default for ServerConfig {
             max_queued: 10_000,
             max_sync_upload_bytes: 25 * 1024 * 1024,
             sync_deadline: Duration::from_secs(600),
+            requests_per_minute: None,
+            audio_minutes_per_day: None,
         }
     }
 }
@@ -61,6 +69,9 @@ pub struct AppState {
     pub catalog: Arc<dyn ModelCatalog>,
     /// Shared with this process's workers and webhook dispatcher.
     pub metrics: Arc<crate::Metrics>,
+    /// API keys, JWTs, tenant policies and the audit log.
+    pub auth: Arc<vttiro_auth::Authenticator>,
+    pub rate_limiter: vttiro_auth::RateLimiter,
 }
 
 /// What the binary can transcribe with, for `GET /v1/models` and `/readyz`.
@@ -80,6 +91,14 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
+    pub(crate) fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
     pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
             code,
@@ -121,6 +140,16 @@ impl IntoResponse for ApiError {
 }
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+/// The job, when `principal` may see it. Another tenant's job is "not found", word for word
+/// like a missing one, so ids cannot be probed across tenants.
+pub(crate) fn visible_job(state: &AppState, principal: &Principal, id: &str) -> ApiResult<Job> {
+    let job = state.queue.get(id)?;
+    if !principal.sees_tenant(&job.tenant) {
+        return Err(QueueError::NotFound(id.to_string()).into());
+    }
+    Ok(job)
+}
 
 /// The body of every refusal, whoever raised it (a handler, an extractor, or the router).
 #[derive(Debug, Serialize, ToSchema)]
@@ -168,17 +197,35 @@ async fn request_id(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     // Every line logged while answering carries the request id (and, through
-    // `blocking`, so do lines from the store and queue calls it makes).
-    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    // `blocking`, so do lines from the store and queue calls it makes). The dotted fields
+    // are OpenTelemetry's HTTP server attributes, for the exported span.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        %method,
+        %path,
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    if let Some(route) = request.extensions().get::<axum::extract::MatchedPath>() {
+        span.record("http.route", route.as_str());
+    }
+    crate::trace_context::adopt_request_parent(&span, request.headers());
     let mut response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
     let _entered = span.enter();
     if let Some(error) = response.extensions_mut().remove::<ApiError>() {
         let status = response.status();
         let headers = response.headers().clone();
         response = envelope(status, error.code, error.message, &id);
-        for name in [header::RETRY_AFTER] {
-            if let Some(value) = headers.get(&name) {
-                response.headers_mut().insert(name, value.clone());
+        for (name, value) in headers.iter() {
+            let keep = name == header::RETRY_AFTER
+                || name == header::WWW_AUTHENTICATE
+                || name.as_str().starts_with("ratelimit-");
+            if keep {
+                response.headers_mut().insert(name.clone(), value.clone());
             }
         }
         tracing::info!(
@@ -206,6 +253,10 @@ async fn request_id(request: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }
+    span.record("http.response.status_code", response.status().as_u16());
+    if response.status().is_server_error() {
+        span.record("otel.status_code", "error");
+    }
     response
 }
 
@@ -222,6 +273,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(result))
         .routes(routes!(events))
         .merge(crate::openai::routes())
+        .merge(crate::admin::routes())
         .merge(crate::openapi::routes())
 }
 
@@ -230,6 +282,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     router
         // Uploads are limited while they stream to storage, not buffered against a cap.
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::guard::guard,
+        ))
         .layer(axum::middleware::from_fn(request_id))
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
@@ -409,7 +465,8 @@ pub(crate) struct JobView {
     attempts: u32,
     /// Attempts before the job fails for good; failures of the input are never retried.
     max_attempts: u32,
-    /// The options the job was submitted with, after validation (`formats` filled in).
+    /// The options the job was submitted with, after validation (`formats` filled in), and
+    /// `submitted_by`: the key or token whose audio quota the job counts against.
     #[schema(value_type = Object)]
     options: Value,
     /// A cancel was asked for while the job ran; it stops at its next heartbeat.
@@ -762,6 +819,45 @@ pub(crate) async fn refuse_when_full(state: &Arc<AppState>) -> ApiResult<()> {
     Ok(())
 }
 
+/// Refuses a submission when the principal's audio minutes for the UTC day are used up.
+/// Usage is counted when jobs succeed, so the job that crosses the line still runs.
+pub(crate) async fn refuse_over_quota(
+    state: &Arc<AppState>,
+    principal: &Principal,
+) -> ApiResult<()> {
+    let Some(minutes) = principal
+        .audio_minutes_per_day
+        .or(state.config.audio_minutes_per_day)
+    else {
+        return Ok(());
+    };
+    let now = vttiro_auth::now_ms();
+    let day = vttiro_auth::utc_day(now);
+    let used = blocking({
+        let (state, id) = (state.clone(), principal.id.clone());
+        move || {
+            state
+                .auth
+                .db()
+                .audio_used(&id, day)
+                .map_err(|e| ApiError::new(ErrorCode::StorageFailed, e.to_string()))
+        }
+    })
+    .await?;
+    if used >= i64::from(minutes) * 60_000 {
+        let mut error = ApiError::new(
+            ErrorCode::QuotaExceeded,
+            format!(
+                "{} has used its {minutes} audio minutes for today (UTC); the quota resets at midnight UTC",
+                principal.id
+            ),
+        );
+        error.retry_after = Some(((day + 1) * 86_400_000 - now).div_euclid(1000).max(1) as u64);
+        return Err(error);
+    }
+    Ok(())
+}
+
 /// Submit a job
 ///
 /// Upload the media as `multipart/form-data` (a `file` part, and the options either as one
@@ -795,10 +891,12 @@ pub(crate) async fn refuse_when_full(state: &Arc<AppState>) -> ApiResult<()> {
 )]
 async fn submit(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     request: Request,
 ) -> ApiResult<Response> {
     refuse_when_full(&state).await?;
+    refuse_over_quota(&state, &principal).await?;
     let idempotency_key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -874,6 +972,10 @@ async fn submit(
             "send a file or a url, not both",
         ));
     }
+    let mut options = options;
+    // Whose daily audio quota the job counts against, once it succeeds. Clients cannot set
+    // it: `validate_options` refuses the name.
+    options.insert("submitted_by".into(), json!(principal.id));
     let spec = Value::Object(options);
     let fingerprint = {
         let mut hasher = Sha256::new();
@@ -892,12 +994,13 @@ async fn submit(
             .collect::<String>()
     };
     let new = NewJob {
-        tenant: "default".into(),
+        tenant: principal.tenant.clone(),
         spec,
         media: media.as_ref().map(|m| m.key.clone()),
         idempotency_key,
         fingerprint,
         max_attempts: None,
+        trace_parent: crate::trace_context::current_traceparent(),
     };
     let submitted = blocking({
         let state = state.clone();
@@ -943,9 +1046,10 @@ async fn submit(
 )]
 async fn show(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<JobView>> {
-    let job = blocking(move || Ok(state.queue.get(&id)?)).await?;
+    let job = blocking(move || visible_job(&state, &principal, &id)).await?;
     Ok(Json(JobView::from(&job)))
 }
 
@@ -961,6 +1065,9 @@ struct ListParams {
     /// Jobs per page.
     #[param(nullable = false, minimum = 1, maximum = 200, default = 50)]
     limit: Option<usize>,
+    /// Only this tenant's jobs (administrators; everyone else always sees only their own).
+    #[param(nullable = false)]
+    tenant: Option<String>,
 }
 
 /// List jobs
@@ -981,6 +1088,7 @@ struct ListParams {
 )]
 async fn list(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Query(params): Query<ListParams>,
 ) -> ApiResult<Json<JobPage>> {
     let job_state = match params.state.as_deref() {
@@ -999,8 +1107,14 @@ async fn list(
             "limit must be 1..=200",
         ));
     }
+    // Administrators see every tenant unless they pick one; everyone else sees their own.
+    let tenant = if principal.role == vttiro_auth::Role::Admin {
+        params.tenant
+    } else {
+        Some(principal.tenant.clone())
+    };
     let query = ListQuery {
-        tenant: None,
+        tenant,
         state: job_state,
         cursor: params.cursor,
         limit,
@@ -1031,8 +1145,16 @@ async fn list(
         (status = 503, description = "The job database failed (`storage_failed`).", body = ErrorEnvelope),
     )
 )]
-async fn cancel(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<Response> {
-    let job = blocking(move || Ok(state.queue.cancel(&id)?)).await?;
+async fn cancel(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let job = blocking(move || {
+        visible_job(&state, &principal, &id)?;
+        Ok(state.queue.cancel(&id)?)
+    })
+    .await?;
     // A running job stops at its worker's next heartbeat.
     let status = if job.state == JobState::Cancelled {
         StatusCode::OK
@@ -1062,9 +1184,11 @@ async fn cancel(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> A
 )]
 async fn delete(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     blocking(move || {
+        visible_job(&state, &principal, &id)?;
         let job = state.queue.delete(&id)?;
         if let Some(media) = &job.media {
             state
@@ -1111,6 +1235,7 @@ struct ResultParams {
 )]
 async fn result(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
     Query(params): Query<ResultParams>,
 ) -> ApiResult<Response> {
@@ -1122,7 +1247,7 @@ async fn result(
         ));
     };
     let bytes = blocking(move || {
-        let job = state.queue.get(&id)?;
+        let job = visible_job(&state, &principal, &id)?;
         if job.state != JobState::Succeeded {
             return Err(ApiError::new(
                 ErrorCode::Conflict,
@@ -1133,11 +1258,14 @@ async fn result(
             ));
         }
         let key = format!("jobs/{id}/result.{format}");
-        let mut file = state.store.open_read(&key).map_err(|_| {
-            ApiError::new(
+        let mut file = state.store.open_read(&key).map_err(|e| match e {
+            StorageError::NotFound(_) => ApiError::new(
                 ErrorCode::JobNotFound,
                 format!("job {id} has no {format} result (ask for the format when submitting)"),
-            )
+            ),
+            // A result that exists but cannot be read (no or wrong master key) is the
+            // server's failure, not a missing format.
+            other => other.into(),
         })?;
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut file, &mut bytes)
@@ -1203,6 +1331,7 @@ pub(crate) struct JobEventData {
 )]
 async fn events(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>>> {
@@ -1214,7 +1343,7 @@ async fn events(
     // Unknown jobs are a 404 before the stream starts.
     blocking({
         let (state, id) = (state.clone(), id.clone());
-        move || Ok(state.queue.get(&id)?)
+        move || visible_job(&state, &principal, &id)
     })
     .await?;
     struct Cursor {

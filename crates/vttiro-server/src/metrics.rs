@@ -67,6 +67,8 @@ pub struct Metrics {
     workers: AtomicU64,
     busy_workers: AtomicI64,
     audio_ms: AtomicU64,
+    /// The served certificate's notAfter (unix seconds); 0 when not serving TLS.
+    tls_not_after: AtomicI64,
 }
 
 impl Default for Metrics {
@@ -76,6 +78,7 @@ impl Default for Metrics {
             workers: AtomicU64::new(0),
             busy_workers: AtomicI64::new(0),
             audio_ms: AtomicU64::new(0),
+            tls_not_after: AtomicI64::new(0),
         }
     }
 }
@@ -112,6 +115,10 @@ const HISTOGRAMS: &[(&str, &str)] = &[
         "vttiro_job_realtime_factor",
         "Processing time over audio duration per job, by engine.",
     ),
+    (
+        "vttiro_model_load_seconds",
+        "Time to load a model into memory (jobs that found it loaded count nothing), by engine.",
+    ),
 ];
 
 fn lock(metrics: &Metrics) -> std::sync::MutexGuard<'_, Families> {
@@ -122,6 +129,11 @@ fn lock(metrics: &Metrics) -> std::sync::MutexGuard<'_, Families> {
 }
 
 impl Metrics {
+    /// The certificate now served expires at `not_after` (unix seconds).
+    pub fn set_tls_certificate_expiry(&self, not_after: i64) {
+        self.tls_not_after.store(not_after, Ordering::Relaxed);
+    }
+
     fn add(&self, name: &'static str, labels: Labels, by: u64) {
         *lock(self)
             .counters
@@ -207,6 +219,14 @@ impl Metrics {
                 );
             }
         }
+        if let Some(load_ms) = summary["model_load_ms"].as_f64() {
+            self.observe(
+                "vttiro_model_load_seconds",
+                STAGE_BUCKETS,
+                vec![("engine", engine.clone())],
+                load_ms / 1000.0,
+            );
+        }
         if let Some(audio_ms) = summary["audio_ms"].as_u64().filter(|ms| *ms > 0) {
             self.audio_ms.fetch_add(audio_ms, Ordering::Relaxed);
             if total_ms > 0.0 {
@@ -277,6 +297,17 @@ impl Metrics {
             "# HELP vttiro_audio_processed_seconds_total Audio transcribed by this process.\n# TYPE vttiro_audio_processed_seconds_total counter\nvttiro_audio_processed_seconds_total {}",
             self.audio_ms.load(Ordering::Relaxed) as f64 / 1000.0
         );
+        let _ = writeln!(
+            out,
+            "# HELP vttiro_tls_certificate_expiry_timestamp_seconds When the served TLS certificate expires (absent without TLS).\n# TYPE vttiro_tls_certificate_expiry_timestamp_seconds gauge"
+        );
+        let not_after = self.tls_not_after.load(Ordering::Relaxed);
+        if not_after > 0 {
+            let _ = writeln!(
+                out,
+                "vttiro_tls_certificate_expiry_timestamp_seconds {not_after}"
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP vttiro_workers Worker threads in this process, by state.\n# TYPE vttiro_workers gauge"

@@ -302,6 +302,7 @@ impl Drop for EraseJob {
 )]
 async fn transcriptions(
     State(state): State<Arc<AppState>>,
+    axum::Extension(principal): axum::Extension<vttiro_auth::Principal>,
     headers: HeaderMap,
     request: Request,
 ) -> ApiResult<Response> {
@@ -315,6 +316,7 @@ async fn transcriptions(
         ));
     }
     refuse_when_full(&state).await?;
+    crate::api::refuse_over_quota(&state, &principal).await?;
     let mut form = Multipart::from_request(request, &())
         .await
         .map_err(|e| bad(e.body_text()))?;
@@ -362,13 +364,16 @@ async fn transcriptions(
             spec.insert(key.into(), json!(value));
         }
     }
+    // Whose daily audio quota the job counts against, once it succeeds.
+    spec.insert("submitted_by".into(), json!(principal.id));
     let new = NewJob {
-        tenant: "default".into(),
+        tenant: principal.tenant.clone(),
         spec: Value::Object(spec),
         media: Some(media.key.clone()),
         idempotency_key: None,
         fingerprint: media.sha256.clone(),
         max_attempts: None,
+        trace_parent: crate::trace_context::current_traceparent(),
     };
     let submitted = blocking({
         let state = state.clone();

@@ -41,7 +41,8 @@ else a new one. A full queue answers 429 with `Retry-After`.";
     tags(
         (name = "jobs", description = "Asynchronous transcription: submit, follow, fetch results, cancel, delete."),
         (name = "openai", description = "OpenAI-compatible endpoints, for clients written against OpenAI's audio API."),
-        (name = "service", description = "Liveness and readiness probes."),
+        (name = "service", description = "Liveness and readiness probes, and metrics."),
+        (name = "admin", description = "API keys, the audit log, tenant retention and export."),
         (name = "reference", description = "This document and its reference page."),
     ),
     components(schemas(JobEventData, WebhookEvent))
@@ -57,6 +58,7 @@ pub(crate) fn base() -> utoipa::openapi::OpenApi {
 pub fn openapi() -> Value {
     let mut document = serde_json::to_value(crate::api::routes().into_openapi())
         .expect("an OpenAPI document serializes");
+    stamp_security(&mut document);
     stamp_request_ids(&mut document);
     document["webhooks"] = webhooks();
     document
@@ -101,6 +103,73 @@ fn stamp_request_ids(document: &mut Value) {
             match operation["parameters"].as_array_mut() {
                 Some(parameters) => parameters.push(parameter.clone()),
                 None => operation["parameters"] = json!([parameter.clone()]),
+            }
+        }
+    }
+}
+
+/// The guard wraps every route, so what it demands and how it refuses is written here
+/// from its own table ([`crate::guard::access`]) rather than on each handler.
+fn stamp_security(document: &mut Value) {
+    document["components"]["securitySchemes"]["bearer"] = json!({
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key (`vt_…`, from `vttiro keys create` or `POST /v1/keys`) or, when the server has a JWKS configured, an OIDC/JWT access token (RS256 or ES256) carrying tenant and role claims.",
+    });
+    let envelope =
+        json!({"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}});
+    let retry_after = json!({"description": "Seconds to wait before trying again.", "required": true, "schema": {"type": "integer"}});
+    let Some(paths) = document["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, operation) in item.iter_mut() {
+            let Ok(method) = method.to_uppercase().parse::<axum::http::Method>() else {
+                continue;
+            };
+            let (crate::guard::Access::Needs(permission), _) = crate::guard::access(&method, path)
+            else {
+                operation["security"] = json!([]);
+                continue;
+            };
+            operation["security"] = json!([{"bearer": []}]);
+            let responses = &mut operation["responses"];
+            responses["401"] = json!({
+                "description": "No credentials, or an unknown, revoked, expired or forged key or token (`unauthenticated`).",
+                "headers": {"WWW-Authenticate": {"description": "`Bearer realm=\"vttiro\"`.", "required": true, "schema": {"type": "string"}}},
+                "content": envelope.clone(),
+            });
+            responses["403"] = json!({
+                "description": "The caller's role may not do this (`forbidden`).",
+                "content": envelope.clone(),
+            });
+            if permission == vttiro_auth::Permission::ReadMetrics {
+                continue;
+            }
+            let limited = if permission == vttiro_auth::Permission::SubmitJob {
+                "More requests than the caller's per-minute limit (`rate_limited`), or the caller's audio minutes for the UTC day are used up (`quota_exceeded`)"
+            } else {
+                "More requests than the caller's per-minute limit (`rate_limited`)"
+            };
+            match responses.get_mut("429") {
+                Some(existing) => {
+                    let before = existing["description"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    existing["description"] = json!(format!("{before} Or: {limited}."));
+                    existing["headers"]["Retry-After"] = retry_after.clone();
+                }
+                None => {
+                    responses["429"] = json!({
+                        "description": format!("{limited}."),
+                        "headers": {"Retry-After": retry_after.clone()},
+                        "content": envelope.clone(),
+                    });
+                }
             }
         }
     }

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use vttiro_core::ErrorCode;
 use vttiro_jobs::{JobQueue, JobState, Lease, Progress, QueueError};
 use vttiro_storage::{FetchPolicy, LocalStore};
@@ -87,6 +88,9 @@ impl Workers {
     }
 }
 
+/// Marks a checkpoint row whose data is a storage key (an encrypted store's checkpoint).
+const SEALED_CHECKPOINT: &[u8] = b"vttiro-sealed-checkpoint:";
+
 #[derive(Clone)]
 struct Shared {
     queue: Arc<dyn JobQueue>,
@@ -97,6 +101,7 @@ struct Shared {
     stop: Arc<AtomicBool>,
     abandon: Arc<AtomicBool>,
     metrics: Arc<crate::Metrics>,
+    usage: Option<Arc<vttiro_auth::AuthDb>>,
 }
 
 /// What every thread of a worker pool shares.
@@ -109,6 +114,8 @@ pub struct WorkerSetup {
     /// How often a running job's lease is renewed; well under the queue's lease.
     pub heartbeat: Duration,
     pub metrics: Arc<crate::Metrics>,
+    /// Where succeeded jobs' audio is counted against their submitter's daily quota.
+    pub usage: Option<Arc<vttiro_auth::AuthDb>>,
 }
 
 /// Starts `count` worker threads named `{name}-{i}`.
@@ -125,6 +132,7 @@ pub fn spawn_workers(count: usize, name: &str, setup: WorkerSetup) -> Workers {
         stop: stop.clone(),
         abandon: abandon.clone(),
         metrics: setup.metrics,
+        usage: setup.usage,
     };
     let threads = (0..count.max(1))
         .map(|i| {
@@ -160,6 +168,10 @@ fn run_one(shared: &Shared, lease: Lease) {
     let id = lease.job.id.clone();
     // Every line this attempt logs, down to the pipeline's, names the job.
     let span = tracing::info_span!("job", job = %id, worker = %lease.worker);
+    // The submitting request's trace continues here, even in another process.
+    if let Some(parent) = &lease.job.trace_parent {
+        crate::trace_context::adopt_traceparent(&span, parent);
+    }
     let _entered = span.enter();
     tracing::info!(attempt = lease.job.attempts, "job started");
     let progress: Arc<Mutex<Option<Progress>>> = Arc::default();
@@ -218,7 +230,19 @@ fn run_one(shared: &Shared, lease: Lease) {
     let recorded = match outcome {
         Ok(result) => {
             shared.metrics.job_summary(&result["summary"]);
-            shared.queue.succeed(&lease, result)
+            let audio_ms = result["summary"]["audio_ms"].as_i64().unwrap_or(0);
+            let succeeded = shared.queue.succeed(&lease, result);
+            if let (Ok(_), Some(usage), Some(owner)) = (
+                &succeeded,
+                &shared.usage,
+                lease.job.spec["submitted_by"].as_str(),
+            ) {
+                let day = vttiro_auth::utc_day(vttiro_auth::now_ms());
+                if let Err(e) = usage.add_audio(owner, day, audio_ms) {
+                    tracing::warn!(job = %id, error = %e, "could not count the job's audio");
+                }
+            }
+            succeeded
         }
         Err(_) if shared.abandon.load(Ordering::SeqCst) => {
             tracing::warn!(job = %id, "released at shutdown; another worker takes it");
@@ -269,10 +293,12 @@ fn attempt(
             ))
         }
     };
-    let media = shared
+    // On an encrypted store this is a decrypted private copy, removed when the attempt ends.
+    let media_file = shared
         .store
-        .path(&media_key)
+        .local_file(&media_key)
         .map_err(|e| failure(e.code(), e.to_string()))?;
+    let media = media_file.path().to_path_buf();
     let formats: Vec<String> = job.spec["formats"]
         .as_array()
         .map(|f| {
@@ -303,6 +329,8 @@ fn attempt(
         files: outputs,
         summary,
     } = shared.runner.run(&request, &mut context)?;
+    // The job's last stage, after the runner's: its results into storage.
+    let _store = tracing::info_span!("store", files = outputs.len()).entered();
     let mut written = Vec::new();
     for (format, bytes) in &outputs {
         let key = format!("jobs/{}/result.{format}", job.id);
@@ -336,16 +364,41 @@ impl RunContext for WorkerContext<'_> {
     }
 
     fn checkpoint(&self, key: &str) -> Option<Vec<u8>> {
-        self.saved
-            .iter()
-            .find(|c| c.key == key)
-            .map(|c| c.data.clone())
+        let data = &self.saved.iter().find(|c| c.key == key)?.data;
+        let Some(object) = data.strip_prefix(SEALED_CHECKPOINT) else {
+            return Some(data.clone());
+        };
+        // A checkpoint that cannot be read back is only lost work: the group runs again.
+        let object = std::str::from_utf8(object).ok()?;
+        let mut bytes = Vec::new();
+        let mut reader = self.shared.store.open_read(object).ok()?;
+        std::io::Read::read_to_end(&mut reader, &mut bytes).ok()?;
+        Some(bytes)
     }
 
     fn save_checkpoint(&mut self, key: &str, data: &[u8]) -> Result<(), RunFailure> {
+        let failed = |code: ErrorCode, message: String| RunFailure { code, message };
+        // Checkpoints hold transcript text. On an encrypted store they are sealed objects
+        // beside the job's results, and the queue (which fences writes by lease) keeps only
+        // where they are, so the database file reveals no more than the store does.
+        let recorded = if self.shared.store.is_encrypted() {
+            let digest: String = Sha256::digest(key.as_bytes())
+                .iter()
+                .take(16)
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let object = format!("jobs/{}/checkpoints/{digest}", self.lease.job.id);
+            self.shared
+                .store
+                .put(&object, &mut &data[..], u64::MAX)
+                .map_err(|e| failed(e.code(), e.to_string()))?;
+            [SEALED_CHECKPOINT, object.as_bytes()].concat()
+        } else {
+            data.to_vec()
+        };
         self.shared
             .queue
-            .save_checkpoint(self.lease, key, data)
+            .save_checkpoint(self.lease, key, &recorded)
             .map_err(|e| RunFailure {
                 code: e.code(),
                 message: e.to_string(),
@@ -353,7 +406,7 @@ impl RunContext for WorkerContext<'_> {
         self.saved.retain(|c| c.key != key);
         self.saved.push(vttiro_jobs::Checkpoint {
             key: key.to_string(),
-            data: data.to_vec(),
+            data: recorded,
         });
         Ok(())
     }

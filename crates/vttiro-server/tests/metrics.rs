@@ -39,6 +39,7 @@ impl JobRunner for TimedRunner {
                 "engine": "ct2",
                 "timings": { "decode_ms": 40, "vad_ms": 10, "transcribe_ms": 450, "total_ms": 500 },
                 "audio_ms": 2000,
+                "model_load_ms": 1500,
             }),
         })
     }
@@ -109,6 +110,8 @@ fn metrics_follow_the_naming_scheme_and_move_with_requests_and_jobs() {
         ("vttiro_audio_processed_seconds_total", "counter"),
         ("vttiro_workers", "gauge"),
         ("vttiro_webhook_deliveries_total", "counter"),
+        ("vttiro_model_load_seconds", "histogram"),
+        ("vttiro_tls_certificate_expiry_timestamp_seconds", "gauge"),
     ] {
         assert_eq!(types.get(name).map(String::as_str), Some(kind), "{name}");
     }
@@ -141,6 +144,8 @@ fn metrics_follow_the_naming_scheme_and_move_with_requests_and_jobs() {
         at("vttiro_job_stage_duration_seconds_sum{stage=\"transcribe\",engine=\"ct2\"}"),
         0.45
     );
+    assert_eq!(at("vttiro_model_load_seconds_sum{engine=\"ct2\"}"), 1.5);
+    assert_eq!(at("vttiro_model_load_seconds_count{engine=\"ct2\"}"), 1.0);
     // 500 ms for 2 s of audio.
     assert_eq!(at("vttiro_job_realtime_factor_sum{engine=\"ct2\"}"), 0.25);
     assert_eq!(

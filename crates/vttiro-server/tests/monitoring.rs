@@ -84,7 +84,7 @@ fn promtool(args: &[&str]) -> String {
 #[test]
 fn alert_rules_pass_promtool_and_their_unit_tests() {
     let checked = promtool(&["check", "rules", "alerts.yml"]);
-    assert!(checked.contains("SUCCESS: 7 rules found"), "{checked}");
+    assert!(checked.contains("SUCCESS: 9 rules found"), "{checked}");
     let tested = promtool(&["test", "rules", "alerts.test.yml"]);
     assert!(tested.contains("SUCCESS"), "{tested}");
     // Every alert has a unit test that expects it to fire.
@@ -139,4 +139,54 @@ fn the_dashboard_and_the_rules_use_only_metrics_the_service_exposes() {
         .collect();
     let missing: Vec<&String> = exposed.difference(&shown).collect();
     assert!(missing.is_empty(), "no panel shows {missing:?}");
+}
+
+#[test]
+fn the_example_alertmanager_config_passes_amtool_and_routes_every_alert() {
+    let output = Command::new("amtool")
+        .args(["check-config", "alertmanager.yml"])
+        .current_dir(monitoring_dir())
+        .output()
+        .expect(
+            "run amtool (Debian package `prometheus-alertmanager`, installed by scripts/deps.sh)",
+        );
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && text.contains("SUCCESS"),
+        "{text}"
+    );
+    // Every alert the rules raise reaches a receiver other than the catch-all by its
+    // labels, as amtool's routing test sees it.
+    let rules = std::fs::read_to_string(monitoring_dir().join("alerts.yml")).unwrap();
+    for alert in rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+    {
+        let severity = if ["VttiroDown", "VttiroNoWorkers"].contains(&alert) {
+            "critical"
+        } else {
+            "warning"
+        };
+        let routed = Command::new("amtool")
+            .args([
+                "config",
+                "routes",
+                "test",
+                "--config.file",
+                "alertmanager.yml",
+            ])
+            .arg(format!("alertname={alert}"))
+            .arg(format!("severity={severity}"))
+            .current_dir(monitoring_dir())
+            .output()
+            .unwrap();
+        let receiver = String::from_utf8_lossy(&routed.stdout).trim().to_string();
+        let expected = if severity == "critical" {
+            "vttiro-pager"
+        } else {
+            "vttiro-chat"
+        };
+        assert_eq!(receiver, expected, "{alert}");
+    }
 }

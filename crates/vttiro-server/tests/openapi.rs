@@ -20,7 +20,7 @@ use common::*;
 /// Every operation the router serves. Routes are registered only through
 /// `utoipa_axum::routes!`, which documents them, so this list is the check that nothing is
 /// added or dropped without the document noticing.
-const SERVED: [(&str, &str); 15] = [
+const SERVED: [(&str, &str); 22] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -36,7 +36,17 @@ const SERVED: [(&str, &str); 15] = [
     ("post", "/v1/audio/transcriptions"),
     ("get", "/v1/models"),
     ("get", "/v1/models/{id}"),
+    ("post", "/v1/keys"),
+    ("get", "/v1/keys"),
+    ("delete", "/v1/keys/{id}"),
+    ("get", "/v1/audit"),
+    ("get", "/v1/audit/verify"),
+    ("put", "/v1/tenants/{tenant}/policy"),
+    ("get", "/v1/tenants/{tenant}/export"),
 ];
+
+/// Operations anyone may call; every other one needs a bearer credential.
+const PUBLIC: [&str; 4] = ["/healthz", "/readyz", "/openapi.json", "/docs"];
 
 const METHODS: [&str; 8] = [
     "get", "put", "post", "patch", "delete", "head", "options", "trace",
@@ -217,6 +227,25 @@ fn the_document_is_openapi_3_1_and_lists_every_operation_with_its_refusals() {
             for status in ["400", "404"] {
                 assert!(responses.contains_key(status), "{name} omits {status}");
             }
+        }
+        // The guard's refusals are on every operation it guards, and only there.
+        if PUBLIC.contains(&path.as_str()) {
+            assert_eq!(operation["security"], serde_json::json!([]), "{name}");
+            assert!(!responses.contains_key("401"), "{name} is public");
+        } else {
+            assert_eq!(
+                operation["security"],
+                serde_json::json!([{"bearer": []}]),
+                "{name}"
+            );
+            for status in ["401", "403"] {
+                assert!(responses.contains_key(status), "{name} omits {status}");
+            }
+            assert_eq!(
+                responses.contains_key("429"),
+                path != "/metrics",
+                "{name}: everything but /metrics is rate-limited"
+            );
         }
         // Whatever waits on the queue, the store or a blocking task can fail inside.
         // /metrics leaves out the queue gauges rather than fail.
@@ -639,8 +668,208 @@ fn every_answer_through_a_jobs_life_is_one_the_document_gives() {
 
     let every: BTreeSet<(String, String)> = SERVED
         .iter()
+        .filter(|(_, p)| !is_admin(p))
         .map(|(m, p)| (m.to_string(), p.to_string()))
         .collect();
+    assert_eq!(seen, every, "the walk missed an operation");
+}
+
+fn is_admin(path: &str) -> bool {
+    ["/v1/keys", "/v1/audit", "/v1/tenants"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
+}
+
+#[test]
+fn every_administration_and_guard_answer_is_one_the_document_gives() {
+    let config = ServerConfig {
+        requests_per_minute: Some(1000),
+        ..ServerConfig::default()
+    };
+    let service = Service::start_secured(config, 0, Arc::new(EchoRunner), None);
+    let doc = document(&service);
+    let url = |path: &str| service.url(path);
+    let bearer = |token: String| ("authorization", format!("Bearer {token}"));
+    let admin = bearer(service.key("ops", vttiro_auth::Role::Admin));
+    let reader = bearer(service.key("acme", vttiro_auth::Role::Reader));
+    let throttled = bearer(service.key_with("acme", vttiro_auth::Role::Reader, |k| {
+        k.requests_per_minute = Some(1)
+    }));
+    let mut seen = BTreeSet::new();
+    let mut check = |method: &str,
+                     path: &str,
+                     concrete: &str,
+                     headers: &[(&str, String)],
+                     body: Value,
+                     expected: u16| {
+        let mut headers = headers.to_vec();
+        headers.push(("content-type", "application/json".into()));
+        let reply = send(
+            &method.to_uppercase(),
+            &url(concrete),
+            &headers,
+            if body.is_null() {
+                Vec::new()
+            } else {
+                body.to_string().into_bytes()
+            },
+        );
+        conforms(&doc, method, path, &reply);
+        assert_eq!(
+            reply.status,
+            expected,
+            "{method} {concrete}: {}",
+            reply.text()
+        );
+        seen.insert((method.to_string(), path.to_string()));
+        reply
+    };
+    let none: &[(&str, String)] = &[];
+    check("get", "/v1/jobs", "/v1/jobs", none, Value::Null, 401);
+    check(
+        "post",
+        "/v1/keys",
+        "/v1/keys",
+        std::slice::from_ref(&reader),
+        json!({"name": "x", "tenant": "acme", "role": "admin"}),
+        403,
+    );
+    let created = check(
+        "post",
+        "/v1/keys",
+        "/v1/keys",
+        std::slice::from_ref(&admin),
+        json!({"name": "ci", "tenant": "acme", "role": "submitter", "expires_in_days": 30}),
+        201,
+    );
+    let created: Value = serde_json::from_slice(&created.body).unwrap();
+    let id = created["key"]["id"].as_str().unwrap().to_string();
+    assert!(created["token"].as_str().unwrap().starts_with("vt_"));
+    check(
+        "post",
+        "/v1/keys",
+        "/v1/keys",
+        std::slice::from_ref(&admin),
+        json!({"name": "x", "tenant": "acme", "role": "owner"}),
+        400,
+    );
+    let listed = check(
+        "get",
+        "/v1/keys",
+        "/v1/keys?tenant=acme",
+        std::slice::from_ref(&admin),
+        Value::Null,
+        200,
+    );
+    assert!(!listed.text().contains("vt_"), "a list never shows a token");
+    check(
+        "delete",
+        "/v1/keys/{id}",
+        &format!("/v1/keys/{id}"),
+        std::slice::from_ref(&admin),
+        Value::Null,
+        200,
+    );
+    check(
+        "delete",
+        "/v1/keys/{id}",
+        "/v1/keys/key_nothere",
+        std::slice::from_ref(&admin),
+        Value::Null,
+        404,
+    );
+    check(
+        "get",
+        "/v1/audit",
+        "/v1/audit?limit=2",
+        std::slice::from_ref(&admin),
+        Value::Null,
+        200,
+    );
+    check(
+        "get",
+        "/v1/audit",
+        "/v1/audit?limit=0",
+        std::slice::from_ref(&admin),
+        Value::Null,
+        400,
+    );
+    let lines = check(
+        "get",
+        "/v1/audit",
+        "/v1/audit",
+        &[admin.clone(), ("accept", "application/x-ndjson".into())],
+        Value::Null,
+        200,
+    );
+    assert!(lines.text().lines().count() >= 5, "{}", lines.text());
+    let verdict = check(
+        "get",
+        "/v1/audit/verify",
+        "/v1/audit/verify",
+        std::slice::from_ref(&admin),
+        Value::Null,
+        200,
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&verdict.body).unwrap()["intact"],
+        true
+    );
+    check(
+        "put",
+        "/v1/tenants/{tenant}/policy",
+        "/v1/tenants/acme/policy",
+        std::slice::from_ref(&admin),
+        json!({"media_retention_hours": 24}),
+        200,
+    );
+    check(
+        "put",
+        "/v1/tenants/{tenant}/policy",
+        "/v1/tenants/ACME/policy",
+        std::slice::from_ref(&admin),
+        json!({}),
+        400,
+    );
+    check(
+        "get",
+        "/v1/tenants/{tenant}/export",
+        "/v1/tenants/acme/export",
+        std::slice::from_ref(&reader),
+        Value::Null,
+        200,
+    );
+    check(
+        "get",
+        "/v1/tenants/{tenant}/export",
+        "/v1/tenants/ops/export",
+        std::slice::from_ref(&reader),
+        Value::Null,
+        404,
+    );
+    check(
+        "get",
+        "/v1/jobs",
+        "/v1/jobs",
+        std::slice::from_ref(&throttled),
+        Value::Null,
+        200,
+    );
+    check(
+        "get",
+        "/v1/jobs",
+        "/v1/jobs",
+        std::slice::from_ref(&throttled),
+        Value::Null,
+        429,
+    );
+
+    let every: BTreeSet<(String, String)> = SERVED
+        .iter()
+        .filter(|(_, p)| is_admin(p))
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    seen.retain(|(_, p)| is_admin(p));
     assert_eq!(seen, every, "the walk missed an operation");
 }
 

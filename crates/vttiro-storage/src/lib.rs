@@ -1,5 +1,7 @@
 //! vttiro-storage owns where the service keeps media and results, and how media gets
-//! there: a local object store with streamed, size-limited, atomic writes ([`LocalStore`]);
+//! there: a local object store with streamed, size-limited, atomic writes ([`LocalStore`]),
+//! encrypted at rest when opened with master keys ([`KeyRing`]; per-object data keys,
+//! authenticated segment-by-segment encryption, rotation by re-wrapping — see [`seal`]);
 //! content sniffing so only media is accepted ([`sniff_media`]); and fetching media URLs
 //! with SSRF protection ([`fetch`]): http/https only, every address a name resolves to —
 //! on every redirect hop — checked against loopback, private, link-local, metadata and
@@ -10,10 +12,12 @@
 
 mod fetch;
 mod local;
+pub mod seal;
 mod sniff;
 
 pub use fetch::{classify_address, fetch, guarded_agent, AddressClass, FetchPolicy, Refusal};
-pub use local::{LocalStore, StoredObject};
+pub use local::{LocalFile, LocalStore, RotationReport, StoredObject};
+pub use seal::{KeyRing, ObjectReader, SEALED_HEADER_LEN, SEGMENT_SIZE};
 pub use sniff::{sniff_media, SNIFF_BYTES};
 
 use vttiro_core::ErrorCode;
@@ -35,6 +39,12 @@ pub enum StorageError {
     /// The stream being stored broke off (an upload cut short, a download that failed).
     #[error("{what}: reading the upload: {reason}")]
     SourceFailed { what: String, reason: String },
+    /// A sealed object that cannot be opened: no or the wrong master key, or damage.
+    #[error("{key}: cannot decrypt: {reason}")]
+    Sealed { key: String, reason: String },
+    /// Master key configuration that cannot be used; never carries key material.
+    #[error("master key: {0}")]
+    MasterKey(String),
     #[error("storage: {0}")]
     Io(String),
 }
@@ -44,7 +54,9 @@ impl StorageError {
         match self {
             StorageError::InvalidKey(_)
             | StorageError::SourceFailed { .. }
+            | StorageError::Sealed { .. }
             | StorageError::Io(_) => ErrorCode::StorageFailed,
+            StorageError::MasterKey(_) => ErrorCode::InvalidArgument,
             StorageError::NotFound(_) => ErrorCode::JobNotFound,
             StorageError::TooLarge { .. } => ErrorCode::InputTooLarge,
             StorageError::NotMedia(_) => ErrorCode::UnsupportedMedia,

@@ -112,6 +112,41 @@ pub fn agent() -> ureq::Agent {
         .into()
 }
 
+/// `vttiro keys create` on the data directory; returns the token.
+pub fn create_key(data: &Path, tenant: &str, role: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_vttiro"))
+        .args([
+            "keys",
+            "create",
+            "--tenant",
+            tenant,
+            "--role",
+            role,
+            "--data-dir",
+        ])
+        .arg(data)
+        .output()
+        .expect("run vttiro keys create");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+/// [`get_json`] with `Authorization: Bearer <token>`.
+pub fn get_json_as(url: &str, token: &str) -> (u16, Value) {
+    let mut response = agent()
+        .get(url)
+        .header("authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
 pub fn get_json(url: &str) -> (u16, Value) {
     let mut response = agent().get(url).call().unwrap();
     let status = response.status().as_u16();
@@ -121,6 +156,11 @@ pub fn get_json(url: &str) -> (u16, Value) {
 
 /// `POST {base}/v1/jobs` with `audio` as the file and `options` as JSON.
 pub fn submit(base: &str, audio: &[u8], options: &Value) -> (u16, Value) {
+    submit_as(base, None, audio, options)
+}
+
+/// [`submit`] with `Authorization: Bearer <token>` when given.
+pub fn submit_as(base: &str, token: Option<&str>, audio: &[u8], options: &Value) -> (u16, Value) {
     let boundary = "vttiro-service-test";
     let mut body = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"options\"\r\n\r\n{options}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"audio.wav\"\r\nContent-Type: audio/wav\r\n\r\n"
@@ -128,14 +168,14 @@ pub fn submit(base: &str, audio: &[u8], options: &Value) -> (u16, Value) {
     .into_bytes();
     body.extend_from_slice(audio);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let mut response = agent()
-        .post(&format!("{base}/v1/jobs"))
-        .header(
-            "content-type",
-            &format!("multipart/form-data; boundary={boundary}"),
-        )
-        .send(&body[..])
-        .unwrap();
+    let mut request = agent().post(&format!("{base}/v1/jobs")).header(
+        "content-type",
+        &format!("multipart/form-data; boundary={boundary}"),
+    );
+    if let Some(token) = token {
+        request = request.header("authorization", &format!("Bearer {token}"));
+    }
+    let mut response = request.send(&body[..]).unwrap();
     let status = response.status().as_u16();
     let text = response.body_mut().read_to_string().unwrap();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
@@ -143,9 +183,18 @@ pub fn submit(base: &str, audio: &[u8], options: &Value) -> (u16, Value) {
 
 /// Polls the job until it is final; panics after `limit`.
 pub fn wait_final(base: &str, id: &str, limit: Duration) -> Value {
+    wait_final_as(base, None, id, limit)
+}
+
+/// [`wait_final`] with `Authorization: Bearer <token>` when given.
+pub fn wait_final_as(base: &str, token: Option<&str>, id: &str, limit: Duration) -> Value {
     let started = Instant::now();
     loop {
-        let (_, job) = get_json(&format!("{base}/v1/jobs/{id}"));
+        let url = format!("{base}/v1/jobs/{id}");
+        let (_, job) = match token {
+            Some(token) => get_json_as(&url, token),
+            None => get_json(&url),
+        };
         if matches!(
             job["state"].as_str(),
             Some("succeeded" | "failed" | "cancelled")

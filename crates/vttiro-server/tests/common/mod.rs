@@ -30,7 +30,11 @@ impl ModelCatalog for EchoCatalog {
 pub struct Service {
     pub addr: SocketAddr,
     pub store_dir: PathBuf,
+    /// Holds `jobs.db` and `auth.db` beside `store/`.
+    pub data_dir: PathBuf,
     pub queue: Arc<dyn JobQueue>,
+    /// Keys, audit log and quotas behind the server's authentication.
+    pub auth: Arc<vttiro_auth::AuthDb>,
     _dir: tempfile::TempDir,
     runtime: Option<tokio::runtime::Runtime>,
     workers: Option<Workers>,
@@ -41,11 +45,49 @@ pub struct Service {
 impl Service {
     /// `workers` threads run `runner` (none when 0); short leases and backoff keep retries
     /// quick.
+    /// In open mode (no authentication), as a local single-user service runs.
     pub fn start(
         config: ServerConfig,
         workers: usize,
         runner: Arc<dyn JobRunner>,
         webhooks: Option<WebhookConfig>,
+    ) -> Service {
+        Service::start_with(config, workers, runner, webhooks, None, None)
+    }
+
+    /// With authentication enforced: API keys from `auth`, and JWTs when `jwt` is set.
+    pub fn start_secured(
+        config: ServerConfig,
+        workers: usize,
+        runner: Arc<dyn JobRunner>,
+        jwt: Option<vttiro_auth::JwtVerifier>,
+    ) -> Service {
+        Service::start_with(config, workers, runner, None, Some(jwt), None)
+    }
+
+    /// Open mode on a store encrypted at rest under `keys`.
+    pub fn start_encrypted(
+        workers: usize,
+        runner: Arc<dyn JobRunner>,
+        keys: Arc<vttiro_storage::KeyRing>,
+    ) -> Service {
+        Service::start_with(
+            ServerConfig::default(),
+            workers,
+            runner,
+            None,
+            None,
+            Some(keys),
+        )
+    }
+
+    fn start_with(
+        config: ServerConfig,
+        workers: usize,
+        runner: Arc<dyn JobRunner>,
+        webhooks: Option<WebhookConfig>,
+        secured: Option<Option<vttiro_auth::JwtVerifier>>,
+        store_keys: Option<Arc<vttiro_storage::KeyRing>>,
     ) -> Service {
         let dir = tempfile::tempdir().unwrap();
         let policy = QueuePolicy {
@@ -57,8 +99,17 @@ impl Service {
             SqliteQueue::open(&dir.path().join("jobs.db"), Arc::new(SystemClock), policy).unwrap(),
         );
         let store_dir = dir.path().join("store");
-        let store = LocalStore::open(&store_dir).unwrap();
+        let store = match store_keys {
+            Some(keys) => LocalStore::open_encrypted(&store_dir, keys).unwrap(),
+            None => LocalStore::open(&store_dir).unwrap(),
+        };
         let metrics = Arc::new(Metrics::default());
+        let auth =
+            Arc::new(vttiro_auth::AuthDb::open(&dir.path().join("auth.db"), &[42; 32]).unwrap());
+        let authenticator = match secured {
+            Some(jwt) => vttiro_auth::Authenticator::new(auth.clone(), jwt),
+            None => vttiro_auth::Authenticator::open(auth.clone()),
+        };
         let workers = (workers > 0).then(|| {
             spawn_workers(
                 workers,
@@ -70,6 +121,7 @@ impl Service {
                     fetch: FetchPolicy::default(),
                     heartbeat: Duration::from_millis(200),
                     metrics: metrics.clone(),
+                    usage: Some(auth.clone()),
                 },
             )
         });
@@ -90,20 +142,27 @@ impl Service {
             config,
             catalog: Arc::new(EchoCatalog),
             metrics,
+            auth: Arc::new(authenticator),
+            rate_limiter: vttiro_auth::RateLimiter::new(),
         }));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         runtime.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
         });
         Service {
             addr,
             store_dir,
+            data_dir: dir.path().to_path_buf(),
             queue,
+            auth,
             _dir: dir,
             runtime: Some(runtime),
             workers,
@@ -114,6 +173,29 @@ impl Service {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// A new API key's token, for `role` in `tenant`, after `edit` adjusts the request.
+    pub fn key_with(
+        &self,
+        tenant: &str,
+        role: vttiro_auth::Role,
+        edit: impl FnOnce(&mut vttiro_auth::NewKey),
+    ) -> String {
+        let mut new = vttiro_auth::NewKey {
+            name: format!("{role} of {tenant}"),
+            tenant: tenant.into(),
+            role,
+            expires_at: None,
+            requests_per_minute: None,
+            audio_minutes_per_day: None,
+        };
+        edit(&mut new);
+        self.auth.create_key(&new, vttiro_auth::now_ms()).unwrap().1
+    }
+
+    pub fn key(&self, tenant: &str, role: vttiro_auth::Role) -> String {
+        self.key_with(tenant, role, |_| {})
     }
 }
 

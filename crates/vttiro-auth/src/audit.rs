@@ -1,0 +1,206 @@
+//! The audit log: one row per security-relevant act, each carrying the SHA-256 of its own
+//! content and of the entry before it. Changing, removing or reordering any entry breaks
+//! every hash after it, which [`AuthDb::verify_audit`] finds. Appends take SQLite's write
+//! lock before reading the previous hash, so processes sharing the file never fork the chain.
+
+use rusqlite::{params, TransactionBehavior};
+use serde::Serialize;
+
+use crate::{AuthDb, AuthError, Millis};
+
+/// The `prev_hash` of the first entry.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What happened, as the caller records it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AuditRecord {
+    /// The principal id (`key_…`, `jwt:…`, `anonymous`), `cli` for local commands, or
+    /// `unauthenticated` when credentials failed.
+    pub actor: String,
+    pub tenant: Option<String>,
+    /// A stable verb: `job.create`, `job.read`, `key.revoke`, `auth.failure`, ...
+    pub action: String,
+    /// What it was done to: a job id, a key id, a tenant.
+    pub target: Option<String>,
+    /// Where the request came from (the peer address).
+    pub source: Option<String>,
+    /// `ok`, or the refusal's error code.
+    pub outcome: String,
+    /// Extra context without secrets or transcript text (a role granted, an HTTP status).
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at: Millis,
+    #[serde(flatten)]
+    pub record: AuditRecord,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The result of walking the chain.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChainReport {
+    pub entries: u64,
+    /// The hash of the last entry, to keep elsewhere: a chain cut short after that point
+    /// verifies on its own, but no longer ends at the kept hash.
+    pub head: String,
+    /// The first entry whose stored hashes do not match its content or its predecessor.
+    pub first_broken: Option<i64>,
+    pub reason: Option<String>,
+}
+
+impl ChainReport {
+    pub fn intact(&self) -> bool {
+        self.first_broken.is_none()
+    }
+}
+
+/// The hash an entry must carry: over the previous hash and a fixed-order JSON of its fields.
+fn entry_hash(prev_hash: &str, seq: i64, at: Millis, record: &AuditRecord) -> String {
+    let canonical = serde_json::json!([
+        seq,
+        at,
+        record.actor,
+        record.tenant,
+        record.action,
+        record.target,
+        record.source,
+        record.outcome,
+        record.detail
+    ]);
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    context.update(prev_hash.as_bytes());
+    context.update(b"\n");
+    context.update(canonical.to_string().as_bytes());
+    context
+        .finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
+    Ok(AuditEntry {
+        seq: row.get(0)?,
+        at: row.get(1)?,
+        record: AuditRecord {
+            actor: row.get(2)?,
+            tenant: row.get(3)?,
+            action: row.get(4)?,
+            target: row.get(5)?,
+            source: row.get(6)?,
+            outcome: row.get(7)?,
+            detail: row.get(8)?,
+        },
+        prev_hash: row.get(9)?,
+        hash: row.get(10)?,
+    })
+}
+
+const COLUMNS: &str =
+    "seq, at, actor, tenant, action, target, source, outcome, detail, prev_hash, hash";
+
+impl AuthDb {
+    pub fn append_audit(&self, record: &AuditRecord, at: Millis) -> Result<AuditEntry, AuthError> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (last_seq, prev_hash): (i64, String) = transaction
+            .query_row(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok((0, GENESIS_HASH.to_string())),
+                other => Err(other),
+            })?;
+        let seq = last_seq + 1;
+        let hash = entry_hash(&prev_hash, seq, at, record);
+        transaction.execute(
+            &format!("INSERT INTO audit ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+            params![
+                seq,
+                at,
+                record.actor,
+                record.tenant,
+                record.action,
+                record.target,
+                record.source,
+                record.outcome,
+                record.detail,
+                prev_hash,
+                hash
+            ],
+        )?;
+        transaction.commit()?;
+        Ok(AuditEntry {
+            seq,
+            at,
+            record: record.clone(),
+            prev_hash,
+            hash,
+        })
+    }
+
+    /// Entries after `after_seq`, oldest first, at most `limit`.
+    pub fn audit_entries(
+        &self,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, AuthError> {
+        let connection = self.lock();
+        let mut statement = connection.prepare(&format!(
+            "SELECT {COLUMNS} FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+        ))?;
+        let rows = statement.query_map(params![after_seq, limit as i64], entry_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Recomputes every hash from the first entry on.
+    pub fn verify_audit(&self) -> Result<ChainReport, AuthError> {
+        let mut report = ChainReport {
+            entries: 0,
+            head: GENESIS_HASH.to_string(),
+            first_broken: None,
+            reason: None,
+        };
+        let mut expected_seq = 1;
+        let mut after = 0;
+        loop {
+            let page = self.audit_entries(after, 1000)?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            for entry in page {
+                report.entries += 1;
+                if report.first_broken.is_some() {
+                    continue;
+                }
+                let broken = if entry.seq != expected_seq {
+                    Some(format!(
+                        "entry {expected_seq} is missing (next is {})",
+                        entry.seq
+                    ))
+                } else if entry.prev_hash != report.head {
+                    Some("its prev_hash does not match the entry before it".to_string())
+                } else if entry.hash
+                    != entry_hash(&entry.prev_hash, entry.seq, entry.at, &entry.record)
+                {
+                    Some("its content does not match its hash".to_string())
+                } else {
+                    None
+                };
+                if let Some(reason) = broken {
+                    report.first_broken = Some(entry.seq);
+                    report.reason = Some(reason);
+                }
+                report.head = entry.hash.clone();
+                expected_seq = entry.seq + 1;
+            }
+        }
+        Ok(report)
+    }
+}
