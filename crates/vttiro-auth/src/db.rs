@@ -92,6 +92,14 @@ impl AuthDb {
         })
     }
 
+    /// Writes a consistent copy of the live database to `target` (which must not exist).
+    pub fn snapshot(&self, target: &Path) -> Result<(), AuthError> {
+        self.lock()
+            .execute("VACUUM INTO ?1", [target.to_string_lossy()])
+            .map_err(|e| AuthError::Db(format!("{}: {e}", target.display())))?;
+        Ok(())
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
         self.connection
             .lock()

@@ -13,7 +13,7 @@ use crate::serve_cmd::{open_auth, resolve_data_dir};
 #[derive(Args, Debug)]
 pub struct DataDirArg {
     /// The service's data directory (default: the user data dir, as `vttiro serve` uses).
-    #[arg(long)]
+    #[arg(long, env = "VTTIRO_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 }
 

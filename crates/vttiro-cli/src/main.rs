@@ -2,6 +2,7 @@
 //! exit codes. All real work lives in the library crates; this file is glue.
 
 mod admin_cmd;
+mod backup_cmd;
 mod config;
 mod eval_cmd;
 mod job_runner;
@@ -68,6 +69,11 @@ enum Command {
         #[command(subcommand)]
         command: admin_cmd::AuditCommand,
     },
+    /// Copy a data directory (databases snapshotted live, objects, secrets) with a
+    /// checksummed manifest.
+    Backup(backup_cmd::BackupArgs),
+    /// Bring a backup back into a new or empty data directory, after checking every file.
+    Restore(backup_cmd::RestoreArgs),
     /// Encryption at rest: make master keys, rotate stored objects to a new one.
     Storage {
         #[command(subcommand)]
@@ -326,6 +332,8 @@ fn main() -> ExitCode {
         Command::Keys { command } => admin_cmd::keys(&command),
         Command::Audit { command } => admin_cmd::audit_cmd(&command),
         Command::Storage { command } => admin_cmd::storage(&command),
+        Command::Backup(args) => backup_cmd::backup(&args),
+        Command::Restore(args) => backup_cmd::restore(&args),
         Command::Version => {
             println!("vttiro {}", env!("CARGO_PKG_VERSION"));
             println!("backends: {}", vttiro_asr::available_backends().join(", "));

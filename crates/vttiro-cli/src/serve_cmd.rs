@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::Args;
 use vttiro_core::ErrorCode;
-use vttiro_jobs::{JobQueue, QueuePolicy, SqliteQueue, SystemClock};
+use vttiro_jobs::{JobQueue, PostgresQueue, QueuePolicy, SqliteQueue, SystemClock};
 use vttiro_server::{Dispatcher, Metrics, ModelCatalog, WebhookConfig, WebhookSecret, WorkerSetup};
 use vttiro_storage::{FetchPolicy, KeyRing, LocalStore};
 
@@ -19,77 +19,87 @@ use crate::job_runner::PipelineRunner;
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free one and prints it).
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = "127.0.0.1:8080", env = "VTTIRO_LISTEN")]
     pub listen: String,
     #[command(flatten)]
     pub workers: WorkerArgs,
     /// Largest upload accepted, in MiB (413 beyond it).
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = 2048, env = "VTTIRO_MAX_UPLOAD_MB")]
     pub max_upload_mb: u64,
     /// Queued jobs beyond which submissions get 429 + Retry-After.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, env = "VTTIRO_MAX_QUEUED")]
     pub max_queued: u64,
     /// Largest upload POST /v1/audio/transcriptions accepts, in MiB (OpenAI's limit is 25).
-    #[arg(long, default_value_t = 25)]
+    #[arg(long, default_value_t = 25, env = "VTTIRO_MAX_SYNC_UPLOAD_MB")]
     pub max_sync_upload_mb: u64,
     /// How long POST /v1/audio/transcriptions waits for its result before answering 504.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 600, env = "VTTIRO_SYNC_TIMEOUT_SECS")]
     pub sync_timeout_secs: u64,
     /// Serve the API only; jobs are run by `vttiro worker` processes on the same data.
-    #[arg(long)]
+    #[arg(long, env = "VTTIRO_NO_WORKERS")]
     pub no_workers: bool,
     /// Accept OIDC/JWT bearer tokens signed by a key in this JWKS (a file, or an https URL).
-    #[arg(long)]
+    #[arg(long, env = "VTTIRO_JWKS")]
     pub jwks: Option<String>,
     /// The `iss` tokens must carry.
-    #[arg(long, requires = "jwks")]
+    #[arg(long, requires = "jwks", env = "VTTIRO_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
     /// An `aud` tokens must carry.
-    #[arg(long, requires = "jwks")]
+    #[arg(long, requires = "jwks", env = "VTTIRO_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
     /// The token claim naming the caller's tenant.
-    #[arg(long, default_value = "tenant", requires = "jwks")]
+    #[arg(
+        long,
+        default_value = "tenant",
+        requires = "jwks",
+        env = "VTTIRO_JWT_TENANT_CLAIM"
+    )]
     pub jwt_tenant_claim: String,
     /// The token claim holding the caller's role (a string or a list).
-    #[arg(long, default_value = "role", requires = "jwks")]
+    #[arg(
+        long,
+        default_value = "role",
+        requires = "jwks",
+        env = "VTTIRO_JWT_ROLE_CLAIM"
+    )]
     pub jwt_role_claim: String,
     /// Requests a minute per key or token (a key's own limit wins); unlimited when absent.
-    #[arg(long)]
+    #[arg(long, env = "VTTIRO_REQUESTS_PER_MINUTE")]
     pub requests_per_minute: Option<u32>,
     /// Audio minutes per key or token per UTC day (a key's own quota wins); unlimited when absent.
-    #[arg(long)]
+    #[arg(long, env = "VTTIRO_AUDIO_MINUTES_PER_DAY")]
     pub audio_minutes_per_day: Option<u32>,
     /// Serve HTTPS with this PEM certificate chain (re-read when the file changes).
-    #[arg(long, requires = "tls_key")]
+    #[arg(long, requires = "tls_key", env = "VTTIRO_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     /// The PEM private key for --tls-cert.
-    #[arg(long, requires = "tls_cert")]
+    #[arg(long, requires = "tls_cert", env = "VTTIRO_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
     /// Erase a finished job's media this many hours after it ends (a tenant policy wins).
-    #[arg(long)]
+    #[arg(long, env = "VTTIRO_MEDIA_RETENTION_HOURS")]
     pub media_retention_hours: Option<u32>,
     /// Erase a finished job and its results this many days after it ends (a tenant policy wins).
-    #[arg(long)]
+    #[arg(long, env = "VTTIRO_RESULT_RETENTION_DAYS")]
     pub result_retention_days: Option<u32>,
 }
 
 #[derive(Args, Debug)]
 pub struct WorkerArgs {
     /// Where the job database and stored media/results live (default: the user data dir).
-    #[arg(long)]
+    #[arg(long, env = "VTTIRO_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Jobs run at once by this process.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, env = "VTTIRO_WORKERS")]
     pub workers: usize,
     /// Let media URLs and webhooks reach loopback and private-network addresses (local
     /// use only).
-    #[arg(long)]
+    #[arg(long, env = "VTTIRO_ALLOW_INTERNAL_URLS")]
     pub allow_internal_urls: bool,
     /// A worker that stops heartbeating for this long loses its job to another worker.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 60, env = "VTTIRO_LEASE_SECS")]
     pub lease_secs: u64,
     /// At SIGTERM, running jobs get this long to finish; then they go back to the queue.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, env = "VTTIRO_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: u64,
     /// Webhook signing key, `whsec_<base64>` (default: generated once into the data dir).
     #[arg(long, env = "VTTIRO_WEBHOOK_SECRET", hide_env_values = true)]
@@ -106,13 +116,18 @@ pub struct WorkerArgs {
         conflicts_with = "master_key_file"
     )]
     pub master_key: Option<String>,
+    /// Keep the job queue in PostgreSQL (`postgres://user:password@host:5432/db`) instead
+    /// of the data directory's SQLite file, so API and worker processes on several
+    /// machines share it. Media and results stay in the data directory's store.
+    #[arg(long, env = "VTTIRO_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
     /// No authentication: every caller is an administrator. Only for a service nobody
     /// else can reach (a laptop, a notebook); the server says so loudly at start.
-    #[arg(long)]
+    #[arg(long, env = "VTTIRO_OPEN")]
     pub open: bool,
     /// `vttiro worker`: serve this process's Prometheus metrics at http://ADDR/metrics
     /// (a `metrics` or `admin` key is needed unless --open).
-    #[arg(long)]
+    #[arg(long, env = "VTTIRO_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
 }
 
@@ -194,8 +209,16 @@ fn open_backend(args: &WorkerArgs, max_queued: Option<u64>) -> Result<Backend, S
         max_queued,
         ..QueuePolicy::default()
     };
-    let queue = SqliteQueue::open(&dir.join("jobs.db"), Arc::new(SystemClock), policy)
-        .map_err(|e| e.to_string())?;
+    let queue: Arc<dyn JobQueue> = match &args.database_url {
+        Some(url) => Arc::new(
+            PostgresQueue::connect(url, Arc::new(SystemClock), policy)
+                .map_err(|e| format!("--database-url: {e}"))?,
+        ),
+        None => Arc::new(
+            SqliteQueue::open(&dir.join("jobs.db"), Arc::new(SystemClock), policy)
+                .map_err(|e| e.to_string())?,
+        ),
+    };
     let store = open_store(args, &dir)?;
     let auth = Arc::new(open_auth(&dir)?);
     // A process killed mid-write leaves hidden part files; an hour is longer than any
@@ -206,7 +229,7 @@ fn open_backend(args: &WorkerArgs, max_queued: Option<u64>) -> Result<Backend, S
         Err(e) => tracing::warn!(error = %e, "cannot sweep partial files"),
     }
     Ok(Backend {
-        queue: Arc::new(queue),
+        queue,
         store,
         dir,
         metrics: Arc::new(Metrics::default()),

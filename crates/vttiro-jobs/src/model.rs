@@ -367,4 +367,11 @@ pub trait JobQueue: Send + Sync {
     fn webhook_outcome(&self, id: &str, outcome: WebhookOutcome) -> Result<(), QueueError>;
     /// A job's deliveries, oldest first.
     fn webhooks(&self, job_id: &str) -> Result<Vec<WebhookDelivery>, QueueError>;
+
+    /// Blocks until new work may have arrived or `timeout` passes: idle workers call it
+    /// between empty claims. Stores that can be told of new jobs (PostgreSQL's
+    /// `LISTEN/NOTIFY`) return early; the default just waits.
+    fn wait_for_work(&self, timeout: std::time::Duration) {
+        std::thread::sleep(timeout);
+    }
 }

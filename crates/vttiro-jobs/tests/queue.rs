@@ -1,4 +1,4 @@
-//! The SQLite job queue's contract, stepped with a manual clock: lifecycle, idempotency,
+//! The job queue's contract, on SQLite and on PostgreSQL alike, stepped with a manual clock: lifecycle, idempotency,
 //! retries with backoff, lost leases, cancellation, deletion, paging, durability, and
 //! concurrent workers on one database file.
 
@@ -22,7 +22,78 @@ fn policy() -> QueuePolicy {
     }
 }
 
-fn queue_at(path: &Path) -> (SqliteQueue, Arc<ManualClock>) {
+/// Where a test's queue lives: a SQLite file, or a PostgreSQL database of its own. Every
+/// contract test below runs against both (the `sqlite` and `postgres` modules at the end).
+trait Store: Sync {
+    /// A queue on the store: each call is a new connection, as another process would open.
+    fn open(&self, clock: Arc<ManualClock>, policy: QueuePolicy) -> Box<dyn JobQueue>;
+    /// Rows left in the jobs, events and checkpoints tables.
+    fn rows(&self) -> (i64, i64, i64);
+}
+
+struct SqliteStore(tempfile::TempDir);
+
+impl SqliteStore {
+    fn new() -> SqliteStore {
+        SqliteStore(tempfile::tempdir().unwrap())
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        self.0.path().join("jobs.db")
+    }
+}
+
+impl Store for SqliteStore {
+    fn open(&self, clock: Arc<ManualClock>, policy: QueuePolicy) -> Box<dyn JobQueue> {
+        Box::new(SqliteQueue::open(&self.path(), clock, policy).unwrap())
+    }
+
+    fn rows(&self) -> (i64, i64, i64) {
+        let connection = rusqlite::Connection::open(self.path()).unwrap();
+        let count = |table: &str| -> i64 {
+            connection
+                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+                    row.get(0)
+                })
+                .unwrap()
+        };
+        (count("jobs"), count("events"), count("checkpoints"))
+    }
+}
+
+/// A database of its own on the test PostgreSQL server (a real one, started once per
+/// test run by `vttiro_fixtures::postgres`).
+struct PostgresStore(vttiro_fixtures::PostgresDatabase);
+
+impl PostgresStore {
+    fn new() -> PostgresStore {
+        PostgresStore(vttiro_fixtures::postgres_database())
+    }
+}
+
+impl Store for PostgresStore {
+    fn open(&self, clock: Arc<ManualClock>, policy: QueuePolicy) -> Box<dyn JobQueue> {
+        Box::new(PostgresQueue::connect(&self.0.url, clock, policy).unwrap())
+    }
+
+    fn rows(&self) -> (i64, i64, i64) {
+        let count = |table: &str| -> i64 {
+            self.0
+                .psql(&format!("SELECT COUNT(*) FROM {table}"))
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        (count("jobs"), count("events"), count("checkpoints"))
+    }
+}
+
+fn queue_at(store: &dyn Store) -> (Box<dyn JobQueue>, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(T0));
+    (store.open(clock.clone(), policy()), clock)
+}
+
+fn sqlite_queue_at(path: &Path) -> (SqliteQueue, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(T0));
     let queue = SqliteQueue::open(path, clock.clone(), policy()).unwrap();
     (queue, clock)
@@ -40,7 +111,7 @@ fn new_job(key: Option<&str>, fingerprint: &str) -> NewJob {
     }
 }
 
-fn kinds(queue: &SqliteQueue, id: &str) -> Vec<String> {
+fn kinds(queue: &dyn JobQueue, id: &str) -> Vec<String> {
     queue
         .events(id, 0)
         .unwrap()
@@ -49,10 +120,8 @@ fn kinds(queue: &SqliteQueue, id: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_job_runs_from_queued_to_succeeded_with_progress_events_and_checkpoints() {
-    let dir = tempfile::tempdir().unwrap();
-    let (queue, clock) = queue_at(&dir.path().join("jobs.db"));
+fn a_job_runs_from_queued_to_succeeded_with_progress_events_and_checkpoints(store: &dyn Store) {
+    let (queue, clock) = queue_at(store);
     let job = queue.submit(new_job(None, "f1")).unwrap().job().clone();
     assert_eq!(job.state, JobState::Queued);
     assert!(job.id.starts_with("job_"));
@@ -104,7 +173,7 @@ fn a_job_runs_from_queued_to_succeeded_with_progress_events_and_checkpoints() {
     assert_eq!(done.finished_at, Some(T0 + 1_000));
     assert!(queue.checkpoints(&job.id).unwrap().is_empty());
     assert_eq!(
-        kinds(&queue, &job.id),
+        kinds(&*queue, &job.id),
         ["queued", "running", "progress", "succeeded"]
     );
     // Events resume after a given sequence number, as Last-Event-ID does.
@@ -116,10 +185,8 @@ fn a_job_runs_from_queued_to_succeeded_with_progress_events_and_checkpoints() {
     ));
 }
 
-#[test]
-fn idempotency_keys_return_the_first_job_or_conflict() {
-    let dir = tempfile::tempdir().unwrap();
-    let (queue, _) = queue_at(&dir.path().join("jobs.db"));
+fn idempotency_keys_return_the_first_job_or_conflict(store: &dyn Store) {
+    let (queue, _) = queue_at(store);
     let first = queue.submit(new_job(Some("upload-42"), "same")).unwrap();
     assert!(matches!(first, Submitted::Created(_)));
     let again = queue.submit(new_job(Some("upload-42"), "same")).unwrap();
@@ -142,10 +209,8 @@ fn idempotency_keys_return_the_first_job_or_conflict() {
     assert_eq!(queue.stats().unwrap().queued, 2);
 }
 
-#[test]
-fn retryable_failures_back_off_exponentially_then_fail_with_the_last_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let (queue, clock) = queue_at(&dir.path().join("jobs.db"));
+fn retryable_failures_back_off_exponentially_then_fail_with_the_last_error(store: &dyn Store) {
+    let (queue, clock) = queue_at(store);
     let id = queue.submit(new_job(None, "f")).unwrap().job().id.clone();
 
     let lease = queue.claim("w").unwrap().unwrap();
@@ -178,15 +243,13 @@ fn retryable_failures_back_off_exponentially_then_fail_with_the_last_error() {
     assert_eq!(last.attempts, 3);
     assert_eq!(last.error.unwrap().message, "decoder crashed again");
     assert_eq!(
-        kinds(&queue, &id),
+        kinds(&*queue, &id),
         ["queued", "running", "retrying", "running", "retrying", "running", "failed"]
     );
 }
 
-#[test]
-fn permanent_failures_are_not_retried() {
-    let dir = tempfile::tempdir().unwrap();
-    let (queue, _) = queue_at(&dir.path().join("jobs.db"));
+fn permanent_failures_are_not_retried(store: &dyn Store) {
+    let (queue, _) = queue_at(store);
     queue.submit(new_job(None, "f")).unwrap();
     let lease = queue.claim("w").unwrap().unwrap();
     let job = queue
@@ -196,10 +259,10 @@ fn permanent_failures_are_not_retried() {
     assert_eq!(job.attempts, 1);
 }
 
-#[test]
-fn a_worker_that_stops_heartbeating_loses_the_job_to_another_and_cannot_finish_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (queue, clock) = queue_at(&dir.path().join("jobs.db"));
+fn a_worker_that_stops_heartbeating_loses_the_job_to_another_and_cannot_finish_it(
+    store: &dyn Store,
+) {
+    let (queue, clock) = queue_at(store);
     let id = queue.submit(new_job(None, "f")).unwrap().job().id.clone();
     let stalled = queue.claim("worker-a").unwrap().unwrap();
     clock.advance(20_000);
@@ -238,7 +301,7 @@ fn a_worker_that_stops_heartbeating_loses_the_job_to_another_and_cannot_finish_i
     let done = queue.succeed(&taken, json!({ "by": "worker-b" })).unwrap();
     assert_eq!(done.state, JobState::Succeeded);
     assert_eq!(
-        kinds(&queue, &id)
+        kinds(&*queue, &id)
             .iter()
             .filter(|k| *k == "succeeded")
             .count(),
@@ -246,10 +309,8 @@ fn a_worker_that_stops_heartbeating_loses_the_job_to_another_and_cannot_finish_i
     );
 }
 
-#[test]
-fn a_lost_lease_on_the_last_attempt_fails_the_job() {
-    let dir = tempfile::tempdir().unwrap();
-    let (queue, clock) = queue_at(&dir.path().join("jobs.db"));
+fn a_lost_lease_on_the_last_attempt_fails_the_job(store: &dyn Store) {
+    let (queue, clock) = queue_at(store);
     let mut one_shot = new_job(None, "f");
     one_shot.max_attempts = Some(1);
     let id = queue.submit(one_shot).unwrap().job().id.clone();
@@ -261,10 +322,8 @@ fn a_lost_lease_on_the_last_attempt_fails_the_job() {
     assert_eq!(job.error.unwrap().code, "internal");
 }
 
-#[test]
-fn cancelling_queued_and_running_jobs() {
-    let dir = tempfile::tempdir().unwrap();
-    let (queue, _) = queue_at(&dir.path().join("jobs.db"));
+fn cancelling_queued_and_running_jobs(store: &dyn Store) {
+    let (queue, _) = queue_at(store);
     let waiting = queue.submit(new_job(None, "a")).unwrap().job().id.clone();
     let cancelled = queue.cancel(&waiting).unwrap();
     assert_eq!(cancelled.state, JobState::Cancelled);
@@ -294,10 +353,8 @@ fn cancelling_queued_and_running_jobs() {
     assert_eq!(job.state, JobState::Cancelled);
 }
 
-#[test]
-fn releasing_gives_the_job_back_without_spending_an_attempt() {
-    let dir = tempfile::tempdir().unwrap();
-    let (queue, _) = queue_at(&dir.path().join("jobs.db"));
+fn releasing_gives_the_job_back_without_spending_an_attempt(store: &dyn Store) {
+    let (queue, _) = queue_at(store);
     queue.submit(new_job(None, "f")).unwrap();
     let lease = queue.claim("shutting-down").unwrap().unwrap();
     let released = queue.release(&lease).unwrap();
@@ -306,10 +363,8 @@ fn releasing_gives_the_job_back_without_spending_an_attempt() {
     assert_eq!(again.job.attempts, 1);
 }
 
-#[test]
-fn deleting_erases_the_job_its_events_and_checkpoints() {
-    let dir = tempfile::tempdir().unwrap();
-    let (queue, _) = queue_at(&dir.path().join("jobs.db"));
+fn deleting_erases_the_job_its_events_and_checkpoints(store: &dyn Store) {
+    let (queue, _) = queue_at(store);
     let id = queue
         .submit(new_job(Some("k"), "f"))
         .unwrap()
@@ -324,7 +379,7 @@ fn deleting_erases_the_job_its_events_and_checkpoints() {
     assert!(matches!(queue.events(&id, 0), Err(QueueError::NotFound(_))));
     assert_eq!(queue.get(&id).unwrap_err().code().http_status(), 404);
     // Nothing of it is left in the file.
-    assert_eq!(rusqlite_count(&dir.path().join("jobs.db")), (0, 0, 0));
+    assert_eq!(store.rows(), (0, 0, 0));
     // The idempotency key is free again.
     assert!(matches!(
         queue.submit(new_job(Some("k"), "g")).unwrap(),
@@ -333,22 +388,8 @@ fn deleting_erases_the_job_its_events_and_checkpoints() {
 }
 
 /// Rows left in (jobs, events, checkpoints), read through a separate connection.
-fn rusqlite_count(path: &Path) -> (i64, i64, i64) {
-    let connection = rusqlite::Connection::open(path).unwrap();
-    let count = |table: &str| -> i64 {
-        connection
-            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
-                row.get(0)
-            })
-            .unwrap()
-    };
-    (count("jobs"), count("events"), count("checkpoints"))
-}
-
-#[test]
-fn lists_page_newest_first_and_filter_by_state_and_tenant() {
-    let dir = tempfile::tempdir().unwrap();
-    let (queue, clock) = queue_at(&dir.path().join("jobs.db"));
+fn lists_page_newest_first_and_filter_by_state_and_tenant(store: &dyn Store) {
+    let (queue, clock) = queue_at(store);
     let mut ids = Vec::new();
     for i in 0..25 {
         clock.advance(10);
@@ -404,12 +445,9 @@ fn lists_page_newest_first_and_filter_by_state_and_tenant() {
     assert_eq!(stats.oldest_queued_ms, Some(230));
 }
 
-#[test]
-fn jobs_survive_closing_and_reopening_the_database() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("jobs.db");
+fn jobs_survive_closing_and_reopening_the_database(store: &dyn Store) {
     let id = {
-        let (queue, _) = queue_at(&path);
+        let (queue, _) = queue_at(store);
         let id = queue
             .submit(new_job(Some("k"), "f"))
             .unwrap()
@@ -419,7 +457,7 @@ fn jobs_survive_closing_and_reopening_the_database() {
         queue.claim("w").unwrap().unwrap();
         id
     };
-    let (queue, _) = queue_at(&path);
+    let (queue, _) = queue_at(store);
     let job = queue.get(&id).unwrap();
     assert_eq!((job.state, job.attempts), (JobState::Running, 1));
     assert!(matches!(
@@ -428,34 +466,32 @@ fn jobs_survive_closing_and_reopening_the_database() {
     ));
 }
 
-#[test]
-fn concurrent_workers_on_separate_connections_claim_each_job_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("jobs.db");
-    let (queue, clock) = queue_at(&path);
+fn concurrent_workers_on_separate_connections_claim_each_job_exactly_once(store: &dyn Store) {
+    let (queue, clock) = queue_at(store);
     for i in 0..120 {
         queue.submit(new_job(None, &format!("{i}"))).unwrap();
     }
-    let handles: Vec<_> = (0..4)
-        .map(|w| {
-            let path = path.clone();
-            let clock = clock.clone();
-            std::thread::spawn(move || {
-                // Each worker has its own connection, as separate processes would.
-                let queue = SqliteQueue::open(&path, clock, policy()).unwrap();
-                let mut done = Vec::new();
-                while let Some(lease) = queue.claim(&format!("worker-{w}")).unwrap() {
-                    queue.succeed(&lease, json!({ "worker": w })).unwrap();
-                    done.push(lease.job.id);
-                }
-                done
+    let all: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|w| {
+                let clock = clock.clone();
+                scope.spawn(move || {
+                    // Each worker has its own connection, as separate processes would.
+                    let queue = store.open(clock, policy());
+                    let mut done = Vec::new();
+                    while let Some(lease) = queue.claim(&format!("worker-{w}")).unwrap() {
+                        queue.succeed(&lease, json!({ "worker": w })).unwrap();
+                        done.push(lease.job.id);
+                    }
+                    done
+                })
             })
-        })
-        .collect();
-    let all: Vec<String> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
     let unique: HashSet<&String> = all.iter().collect();
     assert_eq!(all.len(), 120);
     assert_eq!(unique.len(), 120);
@@ -468,11 +504,10 @@ fn with_webhook(url: &str) -> NewJob {
     job
 }
 
-#[test]
-fn final_states_owe_one_webhook_each_which_dispatchers_share_retry_and_give_up_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("jobs.db");
-    let (queue, clock) = queue_at(&path);
+fn final_states_owe_one_webhook_each_which_dispatchers_share_retry_and_give_up_on(
+    store: &dyn Store,
+) {
+    let (queue, clock) = queue_at(store);
     let plain = queue.submit(new_job(None, "plain")).unwrap().job().clone();
     let hooked = queue
         .submit(with_webhook("https://hooks.example/a"))
@@ -508,7 +543,7 @@ fn final_states_owe_one_webhook_each_which_dispatchers_share_retry_and_give_up_o
     );
 
     // A second dispatcher (its own connection) gets nothing while the first holds them.
-    let other = SqliteQueue::open(&path, clock.clone(), policy()).unwrap();
+    let other = store.open(clock.clone(), policy());
     let first = queue.claim_webhooks(10, 5_000).unwrap();
     assert_eq!(first.len(), 2);
     assert!(first.iter().all(|d| d.attempts == 1));
@@ -580,23 +615,22 @@ fn final_states_owe_one_webhook_each_which_dispatchers_share_retry_and_give_up_o
     assert!(queue.claim_webhooks(10, 5_000).unwrap().is_empty());
 }
 
-#[test]
-fn the_queue_limit_holds_against_concurrent_submitters_but_not_idempotent_repeats() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("jobs.db");
+fn the_queue_limit_holds_against_concurrent_submitters_but_not_idempotent_repeats(
+    store: &dyn Store,
+) {
     let clock = Arc::new(ManualClock::new(T0));
     let limited = QueuePolicy {
         max_queued: Some(5),
         ..policy()
     };
-    let first = SqliteQueue::open(&path, clock.clone(), limited.clone()).unwrap();
+    let first = store.open(clock.clone(), limited.clone());
     first.submit(new_job(Some("kept"), "k")).unwrap();
     let outcomes: Vec<Result<Submitted, QueueError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..8)
             .map(|t| {
-                let (path, clock, limited) = (path.clone(), clock.clone(), limited.clone());
+                let (clock, limited) = (clock.clone(), limited.clone());
                 scope.spawn(move || {
-                    let queue = SqliteQueue::open(&path, clock, limited).unwrap();
+                    let queue = store.open(clock, limited);
                     (0..3)
                         .map(|i| queue.submit(new_job(None, &format!("{t}-{i}"))))
                         .collect::<Vec<_>>()
@@ -650,10 +684,10 @@ fn a_trace_parent_rides_with_the_job_and_a_database_from_before_it_still_opens()
             )
             .unwrap();
     }
-    let (queue, _) = queue_at(&path);
+    let (queue, _) = sqlite_queue_at(&path);
     assert_eq!(queue.get("job_old").unwrap().trace_parent, None);
     // A second process opening the migrated file changes nothing.
-    let (again, _) = queue_at(&path);
+    let (again, _) = sqlite_queue_at(&path);
     let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let submitted = again
         .submit(NewJob {
@@ -672,3 +706,38 @@ fn a_trace_parent_rides_with_the_job_and_a_database_from_before_it_still_opens()
     };
     assert_eq!(claimed.trace_parent.as_deref(), Some(parent));
 }
+
+/// Runs each contract test on both stores.
+macro_rules! on_both_stores {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test]
+            fn $test() {
+                super::$test(&super::SqliteStore::new());
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $test() {
+                super::$test(&super::PostgresStore::new());
+            })*
+        }
+    };
+}
+
+on_both_stores!(
+    a_job_runs_from_queued_to_succeeded_with_progress_events_and_checkpoints,
+    idempotency_keys_return_the_first_job_or_conflict,
+    retryable_failures_back_off_exponentially_then_fail_with_the_last_error,
+    permanent_failures_are_not_retried,
+    a_worker_that_stops_heartbeating_loses_the_job_to_another_and_cannot_finish_it,
+    a_lost_lease_on_the_last_attempt_fails_the_job,
+    cancelling_queued_and_running_jobs,
+    releasing_gives_the_job_back_without_spending_an_attempt,
+    deleting_erases_the_job_its_events_and_checkpoints,
+    lists_page_newest_first_and_filter_by_state_and_tenant,
+    jobs_survive_closing_and_reopening_the_database,
+    concurrent_workers_on_separate_connections_claim_each_job_exactly_once,
+    final_states_owe_one_webhook_each_which_dispatchers_share_retry_and_give_up_on,
+    the_queue_limit_holds_against_concurrent_submitters_but_not_idempotent_repeats,
+);

@@ -155,7 +155,8 @@ fn work(shared: &Shared, worker: &str) {
     while !shared.stop.load(Ordering::SeqCst) {
         match shared.queue.claim(worker) {
             Ok(Some(lease)) => run_one(shared, lease),
-            Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+            // PostgreSQL wakes a waiting worker as soon as a job is queued.
+            Ok(None) => shared.queue.wait_for_work(Duration::from_millis(100)),
             Err(e) => {
                 tracing::error!(worker, error = %e, "cannot claim jobs");
                 std::thread::sleep(Duration::from_secs(1));

@@ -205,3 +205,16 @@ pub fn wait_final_as(base: &str, token: Option<&str>, id: &str, limit: Duration)
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Each job's durable history holds exactly one `succeeded` event.
+pub fn assert_each_succeeded_once(base: &str, ids: &[String]) {
+    for id in ids {
+        let mut events = agent()
+            .get(&format!("{base}/v1/jobs/{id}/events"))
+            .call()
+            .unwrap();
+        let text = events.body_mut().read_to_string().unwrap();
+        let successes = text.lines().filter(|l| *l == "event: succeeded").count();
+        assert_eq!(successes, 1, "job {id}:\n{text}");
+    }
+}
