@@ -16,8 +16,10 @@
 #   postgresql  a real PostgreSQL server (started privately on 127.0.0.1 by the tests) for the
 #              job-queue suite and the multi-process scale-out test
 set -euo pipefail
-pkgs=(ffmpeg sox cmake g++ pkg-config libopus-dev libclang-dev time ca-certificates curl chromium python3-venv sctk flite prometheus prometheus-alertmanager openssl postgresql npm)
+pkgs=(ffmpeg sox cmake g++ pkg-config libopus-dev libclang-dev time ca-certificates curl chromium python3-venv sctk flite prometheus prometheus-alertmanager openssl postgresql)
 python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3-pip)
+# Any npm will do (a NodeSource nodejs bundles its own and conflicts with Debian's npm).
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
