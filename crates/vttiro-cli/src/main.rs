@@ -253,9 +253,17 @@ fn init_logging(
     // `levels` is VTTIRO_LOG or the config file's `log`, already validated. Without it only
     // our own crates speak: decoder libraries log recoverable oddities that would break the
     // one-line-per-error contract.
-    let filter = tracing_subscriber::EnvFilter::new(levels.unwrap_or(
+    let mut filter = tracing_subscriber::EnvFilter::new(levels.unwrap_or(
         "off,vttiro=warn,vttiro_cli=warn,vttiro_pipeline=warn,vttiro_asr=warn,vttiro_cloud=warn,vttiro_server=warn,vttiro_jobs=warn,vttiro_storage=warn,vttiro_media=warn,vttiro_models=warn,vttiro_vad=warn,vttiro_diarize=warn,vttiro_subtitles=warn",
     ));
+    // At trace level the HTTP client hex-dumps every request, Authorization header and
+    // uploaded audio included; no log level may show provider keys or users' media.
+    // Added after the user's directives, these win over them for the same targets.
+    for cap in ["ureq_proto=debug", "ureq=debug"] {
+        if let Ok(directive) = cap.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     // The log filter is the log layer's alone, so it cannot hide spans from the exporter.
     let fmt = match format {

@@ -121,6 +121,11 @@ pub struct WorkerArgs {
     /// machines share it. Media and results stay in the data directory's store.
     #[arg(long, env = "VTTIRO_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// Verify the database's TLS certificate against this PEM CA bundle (managed services
+    /// publish theirs); implies TLS. Add `?sslmode=require` to the URL to use TLS with the
+    /// system's roots instead.
+    #[arg(long, env = "VTTIRO_DATABASE_CA_FILE", requires = "database_url")]
+    pub database_ca_file: Option<PathBuf>,
     /// No authentication: every caller is an administrator. Only for a service nobody
     /// else can reach (a laptop, a notebook); the server says so loudly at start.
     #[arg(long, env = "VTTIRO_OPEN")]
@@ -211,8 +216,13 @@ fn open_backend(args: &WorkerArgs, max_queued: Option<u64>) -> Result<Backend, S
     };
     let queue: Arc<dyn JobQueue> = match &args.database_url {
         Some(url) => Arc::new(
-            PostgresQueue::connect(url, Arc::new(SystemClock), policy)
-                .map_err(|e| format!("--database-url: {e}"))?,
+            PostgresQueue::connect_with(
+                url,
+                args.database_ca_file.as_deref(),
+                Arc::new(SystemClock),
+                policy,
+            )
+            .map_err(|e| format!("--database-url: {e}"))?,
         ),
         None => Arc::new(
             SqliteQueue::open(&dir.join("jobs.db"), Arc::new(SystemClock), policy)

@@ -175,6 +175,15 @@ pub struct PostgresServer {
 
 impl PostgresServer {
     pub fn start() -> PostgresServer {
+        PostgresServer::start_with_tls(None)
+    }
+
+    /// A server that also speaks TLS with this PEM certificate and key.
+    pub fn start_tls(cert: &Path, key: &Path) -> PostgresServer {
+        PostgresServer::start_with_tls(Some((cert, key)))
+    }
+
+    fn start_with_tls(tls: Option<(&Path, &Path)>) -> PostgresServer {
         let bin = bin_dir();
         sweep_stale_data_dirs();
         let data = std::env::temp_dir().join(format!(
@@ -205,6 +214,25 @@ impl PostgresServer {
             "initdb: {}",
             String::from_utf8_lossy(&initdb.stderr)
         );
+        let mut settings: Vec<String> = Vec::new();
+        if let Some((cert, key)) = tls {
+            for (from, name) in [(cert, "server.crt"), (key, "server.key")] {
+                let to = data.join(name);
+                std::fs::copy(from, &to).unwrap();
+                std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                    .unwrap();
+                if let Some((uid, gid)) = postgres_ids() {
+                    std::os::unix::fs::chown(&to, Some(uid), Some(gid)).unwrap();
+                }
+            }
+            for setting in [
+                "ssl=on",
+                "ssl_cert_file=server.crt",
+                "ssl_key_file=server.key",
+            ] {
+                settings.extend(["-c".to_string(), setting.to_string()]);
+            }
+        }
         let port = free_port();
         // The server is spawned, stopped and respawned by one thread that lives until the
         // handle drops: the parent-death signal follows the thread that spawned it, so the
@@ -221,6 +249,7 @@ impl PostgresServer {
                             .arg(&data)
                             .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
                             .args(["-c", "fsync=off"])
+                            .args(&settings)
                             .arg("-k")
                             .arg(&data)
                             .stdout(Stdio::null())

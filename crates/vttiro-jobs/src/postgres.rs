@@ -108,6 +108,8 @@ pub type PostgresQueue = SqlQueue<Postgres>;
 
 pub struct Postgres {
     url: String,
+    /// Set when the URL asks for `sslmode=require` (or a CA file is given).
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     idle: Mutex<Vec<Client>>,
     /// The connection that `LISTEN`s for new work, when a worker waits.
     listener: Mutex<Option<Client>>,
@@ -126,8 +128,28 @@ impl SqlQueue<Postgres> {
         clock: std::sync::Arc<dyn Clock>,
         policy: QueuePolicy,
     ) -> Result<PostgresQueue, QueueError> {
+        PostgresQueue::connect_with(url, None, clock, policy)
+    }
+
+    /// [`PostgresQueue::connect`] with TLS verified against `ca_file` (PEM; managed
+    /// databases publish theirs) instead of the system's roots. TLS is used when the URL
+    /// says `sslmode=require` or a CA file is given; without either, the connection is
+    /// plain, as for a database on the same private network.
+    pub fn connect_with(
+        url: &str,
+        ca_file: Option<&std::path::Path>,
+        clock: std::sync::Arc<dyn Clock>,
+        policy: QueuePolicy,
+    ) -> Result<PostgresQueue, QueueError> {
+        let wants_tls = ca_file.is_some() || url.contains("sslmode=require");
+        let tls = if wants_tls {
+            Some(tls_connector(ca_file)?)
+        } else {
+            None
+        };
         let backend = Postgres {
             url: url.to_string(),
+            tls,
             idle: Mutex::new(Vec::new()),
             listener: Mutex::new(None),
         };
@@ -140,6 +162,46 @@ impl SqlQueue<Postgres> {
             policy,
         })
     }
+}
+
+/// A rustls client trusting `ca_file`, or the system's root certificates.
+fn tls_connector(
+    ca_file: Option<&std::path::Path>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, QueueError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect())
+                .map_err(|e| QueueError::Storage(format!("{}: {e}", path.display())))?;
+            if certificates.is_empty() {
+                return Err(QueueError::Storage(format!(
+                    "{}: no PEM certificates",
+                    path.display()
+                )));
+            }
+            for certificate in certificates {
+                roots
+                    .add(certificate)
+                    .map_err(|e| QueueError::Storage(format!("{}: {e}", path.display())))?;
+            }
+        }
+        None => {
+            for certificate in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(certificate);
+            }
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| QueueError::Storage(format!("TLS: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 fn migrate(client: &mut Client) -> Result<(), QueueError> {
@@ -172,7 +234,11 @@ fn migrate(client: &mut Client) -> Result<(), QueueError> {
 
 impl Postgres {
     fn connect(&self) -> Result<Client, QueueError> {
-        Client::connect(&self.url, NoTls).map_err(pg_error)
+        match &self.tls {
+            Some(tls) => Client::connect(&self.url, tls.clone()),
+            None => Client::connect(&self.url, NoTls),
+        }
+        .map_err(pg_error)
     }
 
     fn take(&self) -> Result<Client, QueueError> {
