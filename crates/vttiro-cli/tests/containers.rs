@@ -1569,13 +1569,6 @@ fn healthcheck(env: &BTreeMap<String, String>) -> std::process::Output {
         .expect("run the health check script")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// `vttiro serve` (the image's CMD) and `vttiro worker`, started with the image's
 /// environment, are healthy to the HEALTHCHECK script; once stopped, they are not.
 #[test]
@@ -1596,7 +1589,7 @@ fn healthcheck_script_sees_a_live_serve_and_worker_and_a_dead_one() {
     probe_env.insert("VTTIRO_LISTEN".into(), format!("0.0.0.0:{port}"));
     probe_env.insert(
         "VTTIRO_METRICS_LISTEN".into(),
-        format!("0.0.0.0:{}", free_port()),
+        format!("0.0.0.0:{}", vttiro_fixtures::free_port()),
     );
     let out = healthcheck(&probe_env);
     assert!(out.status.success(), "serve on {addr} unhealthy: {out:?}");
@@ -1615,7 +1608,10 @@ fn healthcheck_script_sees_a_live_serve_and_worker_and_a_dead_one() {
     let (worker, addr) = start(&["worker".to_string()], &worker_env, "metrics at http://");
     let port = addr.rsplit(':').next().unwrap().to_string();
     let mut probe_env = env.clone();
-    probe_env.insert("VTTIRO_LISTEN".into(), format!("0.0.0.0:{}", free_port()));
+    probe_env.insert(
+        "VTTIRO_LISTEN".into(),
+        format!("0.0.0.0:{}", vttiro_fixtures::free_port()),
+    );
     probe_env.insert("VTTIRO_METRICS_LISTEN".into(), format!("0.0.0.0:{port}"));
     let out = healthcheck(&probe_env);
     assert!(

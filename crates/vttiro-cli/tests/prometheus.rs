@@ -21,14 +21,6 @@ impl Drop for Prometheus {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Prometheus' answer to an instant query.
 fn answer(base: &str, promql: &str) -> Value {
     let mut response = agent()
@@ -69,7 +61,7 @@ fn prometheus_scrapes_the_service_and_sees_a_finished_job() {
         ),
     )
     .unwrap();
-    let port = free_port();
+    let port = vttiro_fixtures::free_port();
     let child = Command::new("prometheus")
         .arg(format!("--config.file={}", config.display()))
         .arg(format!(

@@ -21,85 +21,6 @@ fn vttiro(args: &[&str], env: &[(&str, &str)]) -> Output {
         .expect("run vttiro")
 }
 
-fn openssl(args: &[&str], dir: &Path) {
-    let status = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl is installed by scripts/deps.sh");
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-}
-
-/// A CA and a server certificate for localhost / 127.0.0.1 signed by it.
-fn test_ca(dir: &Path) {
-    openssl(
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=vttiro test CA",
-        ],
-        dir,
-    );
-    openssl(
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-        dir,
-    );
-    std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .unwrap();
-    openssl(
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-        ],
-        dir,
-    );
-}
-
 /// curl trusting only the test CA: (status, body).
 fn curl(ca: &Path, args: &[&str]) -> (u16, String) {
     let output = Command::new("curl")
@@ -128,8 +49,8 @@ fn every_file(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 fn https_keys_and_encryption_at_rest_work_together() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    test_ca(dir.path());
-    let ca = dir.path().join("ca.pem");
+    let certificates = vttiro_fixtures::test_certificates(dir.path(), "vttiro");
+    let ca = certificates.ca.clone();
     let new_key = |id: &str| {
         let out = vttiro(&["storage", "new-key", "--id", id], &[]);
         assert!(out.status.success());
@@ -145,8 +66,7 @@ fn https_keys_and_encryption_at_rest_work_together() {
     .unwrap();
     let keyfile_text = keyfile.to_str().unwrap().to_string();
     let token = create_key(&data, "acme", "submitter");
-    let cert = dir.path().join("server.pem");
-    let key = dir.path().join("server.key");
+    let (cert, key) = (certificates.server_cert, certificates.server_key);
     let args = [
         "serve",
         "--listen",

@@ -6,10 +6,20 @@
 //! never depend on it. It knows nothing about engines or other vttiro crates except the
 //! model store, which it drives exactly as a user would to obtain verified weights.
 
+mod certs;
 pub mod otlp;
 mod postgres;
 
+pub use certs::{test_certificates, TestCertificates};
 pub use postgres::{postgres_database, PostgresDatabase, PostgresServer};
+
+/// A port nothing on 127.0.0.1 listens on right now, for a server a test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}
 
 use std::fs;
 use std::io::{self, Read, Write};

@@ -93,14 +93,6 @@ fn bin_dir() -> PathBuf {
         .expect("PostgreSQL server binaries in /usr/lib/postgresql/*/bin (Debian package postgresql; scripts/deps.sh installs it)")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn running_as_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -233,7 +225,7 @@ impl PostgresServer {
                 settings.extend(["-c".to_string(), setting.to_string()]);
             }
         }
-        let port = free_port();
+        let port = crate::free_port();
         // The server is spawned, stopped and respawned by one thread that lives until the
         // handle drops: the parent-death signal follows the thread that spawned it, so the
         // server can neither die with a test thread nor outlive the handle.

@@ -2,93 +2,11 @@
 //! against the CA file given, the session really is encrypted (the server says so in
 //! `pg_stat_ssl`), and a server whose certificate another CA signed is refused.
 
-use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
 use serde_json::json;
 use vttiro_jobs::*;
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let output = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl is installed by scripts/deps.sh");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// `<prefix>-ca.pem` and a server certificate for 127.0.0.1 it signed.
-fn certificates(dir: &Path, prefix: &str) {
-    let ca_key = format!("{prefix}-ca.key");
-    let ca = format!("{prefix}-ca.pem");
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &ca_key,
-            "-out",
-            &ca,
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={prefix} CA"),
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{prefix}-server.key"),
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    );
-    std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            &ca,
-            "-CAkey",
-            &ca_key,
-            "-CAcreateserial",
-            "-out",
-            &format!("{prefix}-server.pem"),
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-        ],
-    );
-}
 
 fn new_job() -> NewJob {
     NewJob {
@@ -105,16 +23,13 @@ fn new_job() -> NewJob {
 #[test]
 fn the_queue_speaks_tls_to_a_server_its_ca_vouches_for_and_refuses_others() {
     let dir = tempfile::tempdir().unwrap();
-    certificates(dir.path(), "good");
-    certificates(dir.path(), "other");
-    let server = vttiro_fixtures::PostgresServer::start_tls(
-        &dir.path().join("good-server.pem"),
-        &dir.path().join("good-server.key"),
-    );
+    let good = vttiro_fixtures::test_certificates(dir.path(), "good");
+    let other = vttiro_fixtures::test_certificates(dir.path(), "other");
+    let server = vttiro_fixtures::PostgresServer::start_tls(&good.server_cert, &good.server_key);
     let url = format!("{}/postgres?sslmode=require", server.url());
     let queue = PostgresQueue::connect_with(
         &url,
-        Some(&dir.path().join("good-ca.pem")),
+        Some(&good.ca),
         Arc::new(SystemClock),
         QueuePolicy::default(),
     )
@@ -141,7 +56,7 @@ fn the_queue_speaks_tls_to_a_server_its_ca_vouches_for_and_refuses_others() {
 
     let refused = PostgresQueue::connect_with(
         &url,
-        Some(&dir.path().join("other-ca.pem")),
+        Some(&other.ca),
         Arc::new(SystemClock),
         QueuePolicy::default(),
     )
