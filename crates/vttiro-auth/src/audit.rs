@@ -160,6 +160,24 @@ impl AuthDb {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Calls `visit` with every entry after `after_seq`, oldest first, a page at a time so
+    /// a long log never sits in memory whole.
+    pub fn each_audit_entry(
+        &self,
+        after_seq: i64,
+        mut visit: impl FnMut(AuditEntry),
+    ) -> Result<(), AuthError> {
+        let mut after = after_seq;
+        loop {
+            let page = self.audit_entries(after, 1000)?;
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            after = last.seq;
+            page.into_iter().for_each(&mut visit);
+        }
+    }
+
     /// Recomputes every hash from the first entry on.
     pub fn verify_audit(&self) -> Result<ChainReport, AuthError> {
         let mut report = ChainReport {
@@ -169,38 +187,31 @@ impl AuthDb {
             reason: None,
         };
         let mut expected_seq = 1;
-        let mut after = 0;
-        loop {
-            let page = self.audit_entries(after, 1000)?;
-            let Some(last) = page.last() else { break };
-            after = last.seq;
-            for entry in page {
-                report.entries += 1;
-                if report.first_broken.is_some() {
-                    continue;
-                }
-                let broken = if entry.seq != expected_seq {
-                    Some(format!(
-                        "entry {expected_seq} is missing (next is {})",
-                        entry.seq
-                    ))
-                } else if entry.prev_hash != report.head {
-                    Some("its prev_hash does not match the entry before it".to_string())
-                } else if entry.hash
-                    != entry_hash(&entry.prev_hash, entry.seq, entry.at, &entry.record)
-                {
-                    Some("its content does not match its hash".to_string())
-                } else {
-                    None
-                };
-                if let Some(reason) = broken {
-                    report.first_broken = Some(entry.seq);
-                    report.reason = Some(reason);
-                }
-                report.head = entry.hash.clone();
-                expected_seq = entry.seq + 1;
+        self.each_audit_entry(0, |entry| {
+            report.entries += 1;
+            if report.first_broken.is_some() {
+                return;
             }
-        }
+            let broken = if entry.seq != expected_seq {
+                Some(format!(
+                    "entry {expected_seq} is missing (next is {})",
+                    entry.seq
+                ))
+            } else if entry.prev_hash != report.head {
+                Some("its prev_hash does not match the entry before it".to_string())
+            } else if entry.hash != entry_hash(&entry.prev_hash, entry.seq, entry.at, &entry.record)
+            {
+                Some("its content does not match its hash".to_string())
+            } else {
+                None
+            };
+            if let Some(reason) = broken {
+                report.first_broken = Some(entry.seq);
+                report.reason = Some(reason);
+            }
+            report.head = entry.hash.clone();
+            expected_seq = entry.seq + 1;
+        })?;
         Ok(report)
     }
 }

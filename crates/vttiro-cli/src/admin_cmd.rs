@@ -272,18 +272,12 @@ pub fn audit_cmd(command: &AuditCommand) -> i32 {
                 Ok(db) => db,
                 Err(code) => return code,
             };
-            let mut from = *after;
-            loop {
-                match db.audit_entries(from, 1000) {
-                    Ok(page) if page.is_empty() => return 0,
-                    Ok(page) => {
-                        for entry in &page {
-                            println!("{}", serde_json::to_string(entry).unwrap_or_default());
-                        }
-                        from = page.last().map(|e| e.seq).unwrap_or(from);
-                    }
-                    Err(e) => return fail(ErrorCode::StorageFailed, e),
-                }
+            let printed = db.each_audit_entry(*after, |entry| {
+                println!("{}", serde_json::to_string(&entry).unwrap_or_default());
+            });
+            match printed {
+                Ok(()) => 0,
+                Err(e) => fail(ErrorCode::StorageFailed, e),
             }
         }
     }

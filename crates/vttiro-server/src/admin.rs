@@ -332,20 +332,14 @@ async fn audit_log(
     if lines {
         let body = blocking(move || {
             let mut body = String::new();
-            let mut from = after;
-            loop {
-                let page = state
-                    .auth
-                    .db()
-                    .audit_entries(from, 1000)
-                    .map_err(auth_error)?;
-                let Some(last) = page.last() else { break };
-                from = last.seq;
-                for entry in &page {
-                    body.push_str(&serde_json::to_string(entry).unwrap_or_default());
+            state
+                .auth
+                .db()
+                .each_audit_entry(after, |entry| {
+                    body.push_str(&serde_json::to_string(&entry).unwrap_or_default());
                     body.push('\n');
-                }
-            }
+                })
+                .map_err(auth_error)?;
             Ok(body)
         })
         .await?;
@@ -574,17 +568,11 @@ fn export_lines(state: &AppState, tenant: &str) -> ApiResult<String> {
             None => break,
         }
     }
-    let mut after = 0;
-    loop {
-        let page = db.audit_entries(after, 1000).map_err(auth_error)?;
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        for entry in page
-            .into_iter()
-            .filter(|e| e.record.tenant.as_deref() == Some(tenant))
-        {
+    db.each_audit_entry(0, |entry| {
+        if entry.record.tenant.as_deref() == Some(tenant) {
             line(json!({"type": "audit", "entry": entry}));
         }
-    }
+    })
+    .map_err(auth_error)?;
     Ok(out)
 }
