@@ -517,13 +517,19 @@ pub fn worker(args: &WorkerArgs, base: &RawConfig) -> i32 {
             } else {
                 vttiro_auth::Authenticator::new(backend.auth.clone(), None)
             };
-            vttiro_server::serve_metrics_until_signal(
-                listen,
-                backend.metrics.clone(),
-                backend.queue.clone(),
-                Arc::new(auth),
-                |addr| announce(Some(addr)),
-            )
+            let state = vttiro_server::AppState {
+                queue: backend.queue.clone(),
+                store: backend.store.clone(),
+                config: vttiro_server::ServerConfig::default(),
+                catalog: Arc::new(Catalog {
+                    base: base.clone(),
+                    runs_jobs: true,
+                }),
+                metrics: backend.metrics.clone(),
+                auth: Arc::new(auth),
+                rate_limiter: vttiro_auth::RateLimiter::new(),
+            };
+            vttiro_server::serve_metrics_until_signal(listen, state, |addr| announce(Some(addr)))
         }
         None => {
             announce(None);

@@ -279,9 +279,23 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
 
 pub fn router(state: Arc<AppState>) -> Router {
     let (router, _) = routes().split_for_parts();
-    router
-        // Uploads are limited while they stream to storage, not buffered against a cap.
-        .layer(DefaultBodyLimit::disable())
+    // Uploads are limited while they stream to storage, not buffered against a cap.
+    guarded(router.layer(DefaultBodyLimit::disable()), state)
+}
+
+/// Only `/metrics` and `/healthz`, behind the same guard as the full API: for
+/// `vttiro worker`, which serves no jobs API but whose workers a scraper must see.
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    let routes = Router::new()
+        .route("/metrics", axum::routing::get(metrics))
+        .route("/healthz", axum::routing::get(healthz));
+    guarded(routes, state)
+}
+
+/// The layers every route passes: credentials and limits, request ids and the error
+/// envelope, request metrics.
+fn guarded(routes: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
+    routes
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::guard::guard,

@@ -50,6 +50,35 @@ pub fn serve_until_signal(
     tls: Option<std::sync::Arc<tls::ReloadingCert>>,
     on_listening: impl FnOnce(std::net::SocketAddr),
 ) -> std::io::Result<()> {
+    serve_app(
+        listen,
+        router(std::sync::Arc::new(state)),
+        tls,
+        on_listening,
+    )
+}
+
+/// [`serve_until_signal`] with only `/metrics` and `/healthz` ([`api::metrics_router`]),
+/// for `vttiro worker`.
+pub fn serve_metrics_until_signal(
+    listen: &str,
+    state: AppState,
+    on_listening: impl FnOnce(std::net::SocketAddr),
+) -> std::io::Result<()> {
+    serve_app(
+        listen,
+        api::metrics_router(std::sync::Arc::new(state)),
+        None,
+        on_listening,
+    )
+}
+
+fn serve_app(
+    listen: &str,
+    app: axum::Router,
+    tls: Option<std::sync::Arc<tls::ReloadingCert>>,
+    on_listening: impl FnOnce(std::net::SocketAddr),
+) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -57,7 +86,6 @@ pub fn serve_until_signal(
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let stop = shutdown_signal();
         on_listening(listener.local_addr()?);
-        let app = router(std::sync::Arc::new(state));
         match tls {
             Some(cert) => {
                 tls::serve_tls(
@@ -78,73 +106,6 @@ pub fn serve_until_signal(
                 .await
             }
         }
-    })
-}
-
-/// Serves only `GET /metrics` (this process's metrics and the queue's gauges) and
-/// `GET /healthz` on `listen` until SIGINT or SIGTERM: for `vttiro worker`, whose workers
-/// a scraper must see too. `/metrics` needs a credential with the `metrics` or `admin`
-/// role unless `auth` is open.
-pub fn serve_metrics_until_signal(
-    listen: &str,
-    metrics: std::sync::Arc<Metrics>,
-    queue: std::sync::Arc<dyn vttiro_jobs::JobQueue>,
-    auth: std::sync::Arc<vttiro_auth::Authenticator>,
-    on_listening: impl FnOnce(std::net::SocketAddr),
-) -> std::io::Result<()> {
-    use axum::http::{header, HeaderMap, StatusCode};
-    use axum::response::IntoResponse;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen).await?;
-        let stop = shutdown_signal();
-        on_listening(listener.local_addr()?);
-        let scrape = move |headers: HeaderMap| {
-            let (metrics, queue, auth) = (metrics.clone(), queue.clone(), auth.clone());
-            async move {
-                let authorization = headers
-                    .get(header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                let answer = tokio::task::spawn_blocking(move || {
-                    let refusal =
-                        match auth.authenticate(authorization.as_deref(), vttiro_auth::now_ms()) {
-                            Err(e) => Some((StatusCode::UNAUTHORIZED, e.to_string())),
-                            Ok(p) if !p.may(vttiro_auth::Permission::ReadMetrics) => Some((
-                                StatusCode::FORBIDDEN,
-                                format!("role {} may not read metrics", p.role),
-                            )),
-                            Ok(_) => None,
-                        };
-                    match refusal {
-                        Some(refusal) => Err(refusal),
-                        None => Ok(metrics.render(queue.stats().ok().as_ref())),
-                    }
-                })
-                .await;
-                match answer {
-                    Ok(Ok(text)) => (
-                        [(
-                            header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4; charset=utf-8",
-                        )],
-                        text,
-                    )
-                        .into_response(),
-                    Ok(Err((status, message))) => (status, message).into_response(),
-                    Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-                }
-            }
-        };
-        let app = axum::Router::new()
-            .route("/metrics", axum::routing::get(scrape))
-            .route("/healthz", axum::routing::get(|| async { "ok" }));
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
     })
 }
 
