@@ -93,6 +93,9 @@ pub enum StorageCommand {
         /// The master key file: the new key first, the old ones after it.
         #[arg(long, env = "VTTIRO_MASTER_KEY_FILE")]
         master_key_file: PathBuf,
+        /// The store to rotate, when the service uses a bucket (as `serve --store`).
+        #[arg(long, env = "VTTIRO_STORE")]
+        store: Option<String>,
     },
 }
 
@@ -295,6 +298,7 @@ pub fn storage(command: &StorageCommand) -> i32 {
         StorageCommand::RotateKeys {
             data,
             master_key_file,
+            store,
         } => {
             let keys = match vttiro_storage::KeyRing::load_file(master_key_file) {
                 Ok(keys) => std::sync::Arc::new(keys),
@@ -302,7 +306,11 @@ pub fn storage(command: &StorageCommand) -> i32 {
             };
             let dir = resolve_data_dir(data.data_dir.as_deref());
             let current = keys.current_id().to_string();
-            let store = match vttiro_storage::LocalStore::open_encrypted(&dir.join("store"), keys) {
+            let opened = match store {
+                Some(location) => vttiro_storage::Store::open_location(location, Some(keys)),
+                None => vttiro_storage::Store::open_directory(&dir.join("store"), Some(keys)),
+            };
+            let store = match opened {
                 Ok(store) => store,
                 Err(e) => return fail(ErrorCode::StorageFailed, e),
             };

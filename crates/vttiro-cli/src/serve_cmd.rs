@@ -11,7 +11,7 @@ use clap::Args;
 use vttiro_core::ErrorCode;
 use vttiro_jobs::{JobQueue, PostgresQueue, QueuePolicy, SqliteQueue, SystemClock};
 use vttiro_server::{Dispatcher, Metrics, ModelCatalog, WebhookConfig, WebhookSecret, WorkerSetup};
-use vttiro_storage::{FetchPolicy, KeyRing, LocalStore};
+use vttiro_storage::{FetchPolicy, KeyRing, Store};
 
 use crate::config::{RawConfig, Settings};
 use crate::job_runner::PipelineRunner;
@@ -118,7 +118,7 @@ pub struct WorkerArgs {
     pub master_key: Option<String>,
     /// Keep the job queue in PostgreSQL (`postgres://user:password@host:5432/db`) instead
     /// of the data directory's SQLite file, so API and worker processes on several
-    /// machines share it. Media and results stay in the data directory's store.
+    /// machines share it (pair it with --store so they share media and results too).
     #[arg(long, env = "VTTIRO_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Verify the database's TLS certificate against this PEM CA bundle (managed services
@@ -126,6 +126,12 @@ pub struct WorkerArgs {
     /// system's roots instead.
     #[arg(long, env = "VTTIRO_DATABASE_CA_FILE", requires = "database_url")]
     pub database_ca_file: Option<PathBuf>,
+    /// Where media, results and checkpoints live: a directory, or a bucket —
+    /// `s3://bucket/prefix` (S3-compatible servers via AWS_ENDPOINT), `gs://bucket/prefix`,
+    /// `az://container/prefix` — with credentials from the provider's usual environment
+    /// (AWS_*, GOOGLE_*, AZURE_*, or workload identity). Default: the data directory's store.
+    #[arg(long, env = "VTTIRO_STORE")]
+    pub store: Option<String>,
     /// No authentication: every caller is an administrator. Only for a service nobody
     /// else can reach (a laptop, a notebook); the server says so loudly at start.
     #[arg(long, env = "VTTIRO_OPEN")]
@@ -153,7 +159,7 @@ pub(crate) fn resolve_data_dir(explicit: Option<&Path>) -> PathBuf {
 
 struct Backend {
     queue: Arc<dyn JobQueue>,
-    store: LocalStore,
+    store: Store,
     dir: PathBuf,
     /// One set per process, shared by the API, the workers and the webhook dispatcher.
     metrics: Arc<Metrics>,
@@ -171,12 +177,13 @@ pub(crate) fn master_keys(args: &WorkerArgs) -> Result<Option<Arc<KeyRing>>, Str
     Ok(Some(Arc::new(keys)))
 }
 
-/// The object store under `dir`, encrypted when master keys are configured.
-pub(crate) fn open_store(args: &WorkerArgs, dir: &Path) -> Result<LocalStore, String> {
-    let root = dir.join("store");
-    match master_keys(args)? {
-        Some(keys) => LocalStore::open_encrypted(&root, keys),
-        None => LocalStore::open(&root),
+/// The object store (`--store`, else the data directory's), encrypted when master keys
+/// are configured.
+pub(crate) fn open_store(args: &WorkerArgs, dir: &Path) -> Result<Store, String> {
+    let keys = master_keys(args)?;
+    match &args.store {
+        Some(location) => Store::open_location(location, keys),
+        None => Store::open_directory(&dir.join("store"), keys),
     }
     .map_err(|e| e.to_string())
 }
@@ -197,6 +204,15 @@ pub(crate) fn open_auth(dir: &Path) -> Result<vttiro_auth::AuthDb, String> {
     let secret =
         vttiro_auth::parse_server_secret(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     vttiro_auth::AuthDb::open(&dir.join("auth.db"), &secret).map_err(|e| e.to_string())
+}
+
+/// For the start-up line: where objects live when that is not the data directory.
+fn objects_elsewhere(store: &Store) -> String {
+    if store.is_remote() {
+        format!(", objects in {}", store.location())
+    } else {
+        String::new()
+    }
 }
 
 /// `max_queued`: the API's admission limit (workers submit nothing, so they pass `None`).
@@ -418,8 +434,9 @@ pub fn serve(args: &ServeArgs, base: &RawConfig) -> i32 {
     };
     let served = vttiro_server::serve_until_signal(&args.listen, state, tls, |addr| {
         eprintln!(
-            "vttiro serve: listening on {scheme}://{addr} (data in {}; {})",
+            "vttiro serve: listening on {scheme}://{addr} (data in {}{}; {})",
             backend.dir.display(),
+            objects_elsewhere(&backend.store),
             if args.no_workers {
                 "API only".to_string()
             } else {
@@ -502,9 +519,10 @@ pub fn worker(args: &WorkerArgs, base: &RawConfig) -> i32 {
     let workers = start_workers(args, &backend, base);
     let announce = |metrics: Option<std::net::SocketAddr>| {
         eprintln!(
-            "vttiro worker: {} worker(s) on {}{}",
+            "vttiro worker: {} worker(s) on {}{}{}",
             args.workers.max(1),
             backend.dir.display(),
+            objects_elsewhere(&backend.store),
             metrics
                 .map(|addr| format!("; metrics at http://{addr}/metrics"))
                 .unwrap_or_default()

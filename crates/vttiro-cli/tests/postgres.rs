@@ -1,8 +1,9 @@
-//! Scale-out on PostgreSQL: one API process and three worker processes share a real
-//! PostgreSQL server (Debian's package, started privately on 127.0.0.1) and one store.
+//! Scale-out on PostgreSQL and S3: one API process and three worker processes share a
+//! real PostgreSQL server (Debian's package, started privately on 127.0.0.1) and one S3
+//! bucket (moto, an S3-compatible server, also on 127.0.0.1), sealed with a master key.
 //! 200 jobs run while two workers are killed with SIGKILL (and replaced) and the database
-//! server is restarted once. Every job must succeed exactly once, with whole results and
-//! no object left over.
+//! server is restarted once. Every job must succeed exactly once, with whole results, no
+//! object left over and no multipart upload left unfinished.
 
 mod common;
 
@@ -10,25 +11,39 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::service::{self, get_json, start, Process};
-use serde_json::{json, Value};
+use common::service::{self, get_json, start_with_env, Process};
+use serde_json::json;
 
 const JOBS: usize = 200;
 
-fn worker(data: &Path, url: &str) -> Process {
-    // Short leases, so a killed worker's job comes back within seconds.
-    start(
-        &[
-            "worker",
-            "--workers",
-            "1",
-            "--lease-secs",
-            "3",
+/// Where everything is shared: the database, the bucket and the master key.
+struct Shared {
+    database_url: String,
+    bucket: String,
+    env: Vec<(String, String)>,
+}
+
+impl Shared {
+    fn start(&self, args: &[&str], data: &Path) -> Process {
+        let mut all = args.to_vec();
+        all.extend([
             "--database-url",
-            url,
-        ],
-        data,
-    )
+            &self.database_url,
+            "--store",
+            &self.bucket,
+        ]);
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        start_with_env(&all, data, &env)
+    }
+
+    fn worker(&self, data: &Path) -> Process {
+        // Short leases, so a killed worker's job comes back within seconds.
+        self.start(&["worker", "--workers", "1", "--lease-secs", "3"], data)
+    }
 }
 
 fn succeeded(base: &str, ids: &[String]) -> usize {
@@ -71,24 +86,30 @@ fn wait_succeeded(api: &Process, ids: &[String], at_least: usize, limit: Duratio
 }
 
 #[test]
-fn jobs_on_postgres_survive_killed_workers_and_a_database_restart() {
+fn jobs_on_postgres_and_s3_survive_killed_workers_and_a_database_restart() {
     let server = vttiro_fixtures::PostgresServer::start();
     let database = server.database();
+    let s3 = vttiro_fixtures::S3Server::start();
+    let (_, master_key) = vttiro_storage::KeyRing::generate("chaos").unwrap();
+    let mut env = s3.env();
+    env.push(("VTTIRO_MASTER_KEY".into(), master_key));
+    let shared = Shared {
+        database_url: database.url.clone(),
+        bucket: format!("{}/vttiro", s3.bucket("media")),
+        env,
+    };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let api = start(
-        &[
-            "serve",
-            "--open",
-            "--no-workers",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            &database.url,
-        ],
+    let api = shared.start(
+        &["serve", "--open", "--no-workers", "--listen", "127.0.0.1:0"],
         &data,
     );
-    let mut workers: Vec<Process> = (0..3).map(|_| worker(&data, &database.url)).collect();
+    assert!(
+        api.log_text().contains("objects in s3://media/vttiro"),
+        "{}",
+        api.log_text()
+    );
+    let mut workers: Vec<Process> = (0..3).map(|_| shared.worker(&data)).collect();
 
     let jfk = vttiro_media::decode(&vttiro_fixtures::jfk_wav(), &Default::default()).unwrap();
     let clip = vttiro_media::encode_wav(&jfk.samples[..16_000 * 4]);
@@ -106,7 +127,7 @@ fn jobs_on_postgres_survive_killed_workers_and_a_database_restart() {
 
     wait_succeeded(&api, &ids, 30, Duration::from_secs(300));
     workers[0].kill();
-    workers[0] = worker(&data, &database.url);
+    workers[0] = shared.worker(&data);
     eprintln!("killed a worker with SIGKILL");
 
     wait_succeeded(&api, &ids, 70, Duration::from_secs(300));
@@ -115,45 +136,67 @@ fn jobs_on_postgres_survive_killed_workers_and_a_database_restart() {
 
     wait_succeeded(&api, &ids, 120, Duration::from_secs(300));
     workers[1].kill();
-    workers[1] = worker(&data, &database.url);
+    workers[1] = shared.worker(&data);
     eprintln!("killed another worker with SIGKILL");
 
     wait_succeeded(&api, &ids, JOBS, Duration::from_secs(900));
 
     // Exactly one success per job in its durable history, none failed.
     service::assert_each_succeeded_once(&api.base, &ids);
-    // The store holds exactly each job's results and its upload: nothing orphaned by a
-    // killed attempt, nothing half-written.
-    let store = data.join("store");
+    // The bucket holds exactly each job's results and its upload: nothing orphaned by a
+    // killed attempt, no multipart upload left open, nothing stored in the clear.
     let known: BTreeSet<&String> = ids.iter().collect();
-    let mut vtts = BTreeMap::new();
-    for entry in std::fs::read_dir(store.join("jobs")).unwrap() {
-        let entry = entry.unwrap();
-        let id = entry.file_name().to_string_lossy().into_owned();
-        assert!(known.contains(&id), "an object for no job: jobs/{id}");
-        let mut names: Vec<String> = std::fs::read_dir(entry.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        assert_eq!(names, ["result.json", "result.vtt"], "{id}");
-        let json: Value =
-            serde_json::from_slice(&std::fs::read(entry.path().join("result.json")).unwrap())
-                .unwrap_or_else(|e| panic!("{id}: result.json is not whole: {e}"));
-        assert!(json["text"].as_str().unwrap().contains("fellow Americans"));
-        vtts.insert(
-            id,
-            std::fs::read_to_string(entry.path().join("result.vtt")).unwrap(),
+    let mut results: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut uploads = 0;
+    for key in s3.keys("media") {
+        let rest = key
+            .strip_prefix("vttiro/")
+            .unwrap_or_else(|| panic!("an object outside the store's prefix: {key}"));
+        match rest.split('/').collect::<Vec<_>>()[..] {
+            ["jobs", id, name] => {
+                assert!(
+                    known.contains(&id.to_string()),
+                    "an object for no job: {key}"
+                );
+                results
+                    .entry(id.to_string())
+                    .or_default()
+                    .push(name.to_string());
+            }
+            ["uploads", ..] => uploads += 1,
+            _ => panic!("an object the service never writes: {key}"),
+        }
+        let stored = s3.object("media", &key);
+        assert!(
+            !String::from_utf8_lossy(&stored).contains("fellow Americans"),
+            "{key} is stored in the clear"
         );
     }
-    assert_eq!(vtts.len(), JOBS);
-    let first = vtts.values().next().unwrap();
-    assert!(
-        vtts.values().all(|v| v == first),
-        "every result is the same"
-    );
-    let uploads = std::fs::read_dir(store.join("uploads")).unwrap().count();
+    assert_eq!(results.len(), JOBS);
+    for (id, names) in &results {
+        assert_eq!(names, &["result.json", "result.vtt"], "{id}");
+    }
     assert_eq!(uploads, JOBS, "one upload per job, none orphaned");
+    assert_eq!(s3.pending_uploads("media"), 0);
+    // Every result reads back whole through the API, and all are the same transcript.
+    let mut vtts = BTreeSet::new();
+    for id in &ids {
+        let mut response = service::agent()
+            .get(&format!("{}/v1/jobs/{id}/result?format=vtt", api.base))
+            .call()
+            .unwrap();
+        let body = response.body_mut().read_to_string().unwrap();
+        assert_eq!(response.status(), 200, "{id}: {body}");
+        assert!(body.contains("fellow Americans"), "{id}: {body}");
+        vtts.insert(body);
+    }
+    let first = vtts.iter().next().unwrap();
+    let other = vtts.iter().find(|v| *v != first);
+    assert!(
+        other.is_none(),
+        "results differ:\n{first}\n---\n{}",
+        other.unwrap()
+    );
 
     for mut process in workers.into_iter().chain([api]) {
         assert_eq!(process.terminate(), Some(0), "{}", process.log_text());

@@ -9,9 +9,11 @@
 mod certs;
 pub mod otlp;
 mod postgres;
+mod s3;
 
 pub use certs::{test_certificates, TestCertificates};
 pub use postgres::{postgres_database, PostgresDatabase, PostgresServer};
+pub use s3::S3Server;
 
 /// A port nothing on 127.0.0.1 listens on right now, for a server a test starts.
 pub fn free_port() -> u16 {

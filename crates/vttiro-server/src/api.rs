@@ -27,7 +27,7 @@ use vttiro_core::ErrorCode;
 use vttiro_jobs::{
     Job, JobFailure, JobQueue, JobState, ListQuery, NewJob, QueueError, QueueStats, Submitted,
 };
-use vttiro_storage::{LocalStore, StorageError};
+use vttiro_storage::{StorageError, Store};
 
 use crate::openapi::{ErrorCodeName, JobStateName, ResultFormatName};
 use crate::FORMATS;
@@ -64,7 +64,7 @@ impl Default for ServerConfig {
 
 pub struct AppState {
     pub queue: Arc<dyn JobQueue>,
-    pub store: LocalStore,
+    pub store: Store,
     pub config: ServerConfig,
     pub catalog: Arc<dyn ModelCatalog>,
     /// Shared with this process's workers and webhook dispatcher.
@@ -809,7 +809,7 @@ pub(crate) async fn store_upload(
 }
 
 /// Erases an upload that no job will own.
-pub(crate) fn discard_upload(store: &LocalStore, object: &vttiro_storage::StoredObject) {
+pub(crate) fn discard_upload(store: &Store, object: &vttiro_storage::StoredObject) {
     let _ = store.delete_prefix(object.key.trim_end_matches("/media"));
 }
 

@@ -1,5 +1,5 @@
 //! vttiro-server owns the HTTP service: the jobs API over a [`vttiro_jobs::JobQueue`] and
-//! a [`vttiro_storage::LocalStore`], the JSON error envelope with stable codes from the
+//! a [`vttiro_storage::Store`], the JSON error envelope with stable codes from the
 //! error-code table, request ids, backpressure, the guard every route passes (credentials
 //! from [`vttiro_auth`], roles, tenancy, rate limits, the audit trail), administration,
 //! retention, HTTPS ([`tls`]), and the worker pool that runs jobs through a [`JobRunner`]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use vttiro_auth::{AuditRecord, AuthDb};
 use vttiro_jobs::{Job, JobQueue, JobState, ListQuery};
-use vttiro_storage::LocalStore;
+use vttiro_storage::Store;
 
 /// The server-wide defaults; `None` keeps data until it is deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -38,7 +38,7 @@ fn media_keys(job: &Job) -> Vec<String> {
 /// One pass over every finished job.
 pub fn sweep(
     queue: &dyn JobQueue,
-    store: &LocalStore,
+    store: &Store,
     auth: &AuthDb,
     defaults: Retention,
     now: i64,
@@ -152,7 +152,7 @@ impl Sweeper {
 
 pub fn spawn_sweeper(
     queue: Arc<dyn JobQueue>,
-    store: LocalStore,
+    store: Store,
     auth: Arc<AuthDb>,
     defaults: Retention,
     every: Duration,

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use vttiro_core::ErrorCode;
 use vttiro_jobs::{JobQueue, JobState, Lease, Progress, QueueError};
-use vttiro_storage::{FetchPolicy, LocalStore};
+use vttiro_storage::{FetchPolicy, Store};
 
 /// What a runner gets for one attempt.
 pub struct RunRequest<'a> {
@@ -94,7 +94,7 @@ const SEALED_CHECKPOINT: &[u8] = b"vttiro-sealed-checkpoint:";
 #[derive(Clone)]
 struct Shared {
     queue: Arc<dyn JobQueue>,
-    store: LocalStore,
+    store: Store,
     runner: Arc<dyn JobRunner>,
     fetch: FetchPolicy,
     heartbeat: Duration,
@@ -107,7 +107,7 @@ struct Shared {
 /// What every thread of a worker pool shares.
 pub struct WorkerSetup {
     pub queue: Arc<dyn JobQueue>,
-    pub store: LocalStore,
+    pub store: Store,
     pub runner: Arc<dyn JobRunner>,
     /// Which addresses media URLs may be fetched from.
     pub fetch: FetchPolicy,
@@ -231,6 +231,9 @@ fn run_one(shared: &Shared, lease: Lease) {
     let recorded = match outcome {
         Ok(result) => {
             shared.metrics.job_summary(&result["summary"]);
+            // Before the success is recorded, so a crash in between cannot orphan them:
+            // at worst a retry redoes the work they would have saved.
+            drop_checkpoint_objects(shared, &id);
             let audio_ms = result["summary"]["audio_ms"].as_i64().unwrap_or(0);
             let succeeded = shared.queue.succeed(&lease, result);
             if let (Ok(_), Some(usage), Some(owner)) = (
@@ -261,6 +264,9 @@ fn run_one(shared: &Shared, lease: Lease) {
     match recorded {
         Ok(job) => {
             tracing::info!(job = %id, state = job.state.as_str(), "job recorded");
+            if job.state.is_final() {
+                drop_checkpoint_objects(shared, &id);
+            }
             let outcome = match job.state {
                 JobState::Queued => "retried",
                 other => other.as_str(),
@@ -268,6 +274,21 @@ fn run_one(shared: &Shared, lease: Lease) {
             shared.metrics.job_finished(outcome, error_code);
         }
         Err(e) => tracing::warn!(job = %id, error = %e, "could not record the outcome"),
+    }
+}
+
+/// Sealed checkpoints live in the store beside the job's results (see
+/// `save_checkpoint`); the queue forgets its references when the job ends, so the objects
+/// must go too.
+fn drop_checkpoint_objects(shared: &Shared, id: &str) {
+    if !shared.store.is_encrypted() {
+        return;
+    }
+    if let Err(e) = shared
+        .store
+        .delete_prefix(&format!("jobs/{id}/checkpoints"))
+    {
+        tracing::warn!(job = %id, error = %e, "could not delete the job's checkpoints");
     }
 }
 

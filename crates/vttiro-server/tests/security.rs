@@ -531,7 +531,7 @@ fn the_retention_sweeper_erases_media_then_jobs_on_schedule() {
         QueuePolicy::default(),
     )
     .unwrap();
-    let store = vttiro_storage::LocalStore::open(&dir.path().join("store")).unwrap();
+    let store = vttiro_storage::Store::open(&dir.path().join("store")).unwrap();
     let auth = vttiro_auth::AuthDb::open(&dir.path().join("auth.db"), &[3; 32]).unwrap();
     let mut finished = Vec::new();
     for tenant in ["acme", "globex"] {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
-use crate::{LocalStore, StorageError, StoredObject};
+use crate::{StorageError, Store, StoredObject};
 
 #[derive(Debug, Clone)]
 pub struct FetchPolicy {
@@ -219,7 +219,7 @@ pub fn guarded_agent(policy: &FetchPolicy, max_redirects: u32) -> (ureq::Agent, 
 
 /// Downloads `url` into `key` of `store` under `policy`; the body must be media.
 pub fn fetch(
-    store: &LocalStore,
+    store: &Store,
     key: &str,
     url: &str,
     policy: &FetchPolicy,

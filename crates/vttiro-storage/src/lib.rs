@@ -1,5 +1,7 @@
 //! vttiro-storage owns where the service keeps media and results, and how media gets
-//! there: a local object store with streamed, size-limited, atomic writes ([`LocalStore`]),
+//! there: an object store with streamed, size-limited, atomic writes ([`Store`]) in a
+//! local directory or a bucket chosen by URL (S3 and S3-compatible, GCS, Azure Blob,
+//! through `object_store`),
 //! encrypted at rest when opened with master keys ([`KeyRing`]; per-object data keys,
 //! authenticated segment-by-segment encryption, rotation by re-wrapping — see [`seal`]);
 //! content sniffing so only media is accepted ([`sniff_media`]); and fetching media URLs
@@ -7,18 +9,21 @@
 //! on every redirect hop — checked against loopback, private, link-local, metadata and
 //! other internal ranges unless explicitly allowed, with size and time limits.
 //!
-//! It must not know about jobs, engines, subtitles or HTTP servers, and uses no async
-//! runtime: callers stream into it from a blocking thread.
+//! It must not know about jobs, engines, subtitles or HTTP servers. Its interface is
+//! blocking — callers stream into it from a blocking thread; a bucket's requests run on a
+//! small runtime private to that store.
 
 mod fetch;
-mod local;
+mod remote;
 pub mod seal;
 mod sniff;
+mod store;
 
 pub use fetch::{classify_address, fetch, guarded_agent, AddressClass, FetchPolicy, Refusal};
-pub use local::{LocalFile, LocalStore, RotationReport, StoredObject};
+pub use remote::{PART_SIZE, WINDOW};
 pub use seal::{KeyRing, ObjectReader, SEALED_HEADER_LEN, SEGMENT_SIZE};
 pub use sniff::{sniff_media, SNIFF_BYTES};
+pub use store::{LocalFile, RotationReport, Store, StoredObject};
 
 use vttiro_core::ErrorCode;
 
@@ -42,6 +47,9 @@ pub enum StorageError {
     /// A sealed object that cannot be opened: no or the wrong master key, or damage.
     #[error("{key}: cannot decrypt: {reason}")]
     Sealed { key: String, reason: String },
+    /// A storage location (directory or bucket URL) that cannot be opened.
+    #[error("storage location {location}: {reason}")]
+    Location { location: String, reason: String },
     /// Master key configuration that cannot be used; never carries key material.
     #[error("master key: {0}")]
     MasterKey(String),
@@ -56,7 +64,9 @@ impl StorageError {
             | StorageError::SourceFailed { .. }
             | StorageError::Sealed { .. }
             | StorageError::Io(_) => ErrorCode::StorageFailed,
-            StorageError::MasterKey(_) => ErrorCode::InvalidArgument,
+            StorageError::MasterKey(_) | StorageError::Location { .. } => {
+                ErrorCode::InvalidArgument
+            }
             StorageError::NotFound(_) => ErrorCode::JobNotFound,
             StorageError::TooLarge { .. } => ErrorCode::InputTooLarge,
             StorageError::NotMedia(_) => ErrorCode::UnsupportedMedia,

@@ -50,14 +50,13 @@
 //! segment has verified, so a truncated object can never pass for a shorter one.
 //!
 //! Files without the magic are plaintext written before encryption was turned on; they stay
-//! readable, and [`crate::LocalStore::rotate`] seals them. A file whose first eight bytes
+//! readable, and [`crate::Store::rotate`] seals them. A file whose first eight bytes
 //! are within two bytes of the magic is taken for a sealed object with a damaged header, so
 //! bit rot there yields an error rather than ciphertext served as content. The price of
 //! that compatibility: someone who can write to the directory can plant a plaintext file
 //! that an encrypted store will serve. Confidentiality is unaffected.
 
 use std::fmt;
-use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
@@ -131,7 +130,7 @@ struct MasterKey {
 
 /// The master keys: the first (current) wraps the data keys of new and rotated objects;
 /// the others only unwrap, so objects sealed before a rotation stay readable until
-/// [`crate::LocalStore::rotate`] has moved them to the current key.
+/// [`crate::Store::rotate`] has moved them to the current key.
 pub struct KeyRing {
     keys: Vec<MasterKey>,
 }
@@ -205,7 +204,7 @@ impl KeyRing {
     pub fn load_file(path: &Path) -> Result<KeyRing, StorageError> {
         let named =
             |message: String| StorageError::MasterKey(format!("{}: {message}", path.display()));
-        let file = File::open(path).map_err(|e| named(e.to_string()))?;
+        let file = std::fs::File::open(path).map_err(|e| named(e.to_string()))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -354,7 +353,7 @@ pub(crate) enum Probe {
 
 /// Reads the header of `file` (for `key`), leaving the position just after it when sealed
 /// and at the start when plaintext.
-pub(crate) fn probe(file: &mut File, key: &str) -> Result<Probe, StorageError> {
+pub(crate) fn probe(file: &mut (impl Read + Seek), key: &str) -> Result<Probe, StorageError> {
     let mut bytes = [0u8; SEALED_HEADER_LEN];
     let mut filled = 0;
     while filled < bytes.len() {
@@ -403,14 +402,14 @@ pub(crate) fn probe(file: &mut File, key: &str) -> Result<Probe, StorageError> {
 }
 
 /// Where writes go: the file itself, or a sealer in front of it.
-pub(crate) enum Sink {
-    Plain(File),
-    Sealed(Box<Sealer>),
+pub(crate) enum Sink<W: Write> {
+    Plain(W),
+    Sealed(Box<Sealer<W>>),
 }
 
-impl Sink {
+impl<W: Write> Sink<W> {
     /// A sealed sink writes its header into `file` at once.
-    pub(crate) fn new(file: File, keys: Option<&KeyRing>, key: &str) -> Result<Sink, StorageError> {
+    pub(crate) fn new(file: W, keys: Option<&KeyRing>, key: &str) -> Result<Sink<W>, StorageError> {
         Ok(match keys {
             None => Sink::Plain(file),
             Some(keys) => Sink::Sealed(Box::new(Sealer::new(file, keys, key)?)),
@@ -425,7 +424,7 @@ impl Sink {
     }
 
     /// Seals the final segment; the file still needs its fsync.
-    pub(crate) fn finish(self) -> io::Result<File> {
+    pub(crate) fn finish(self) -> io::Result<W> {
         match self {
             Sink::Plain(file) => Ok(file),
             Sink::Sealed(sealer) => sealer.finish(),
@@ -434,16 +433,16 @@ impl Sink {
 }
 
 /// Seals a stream segment by segment, holding at most one segment of plaintext.
-pub(crate) struct Sealer {
-    out: File,
+pub(crate) struct Sealer<W: Write> {
+    out: W,
     dek: LessSafeKey,
     aad: Vec<u8>,
     counter: u64,
     buffer: Vec<u8>,
 }
 
-impl Sealer {
-    fn new(mut out: File, keys: &KeyRing, key: &str) -> Result<Sealer, StorageError> {
+impl<W: Write> Sealer<W> {
+    fn new(mut out: W, keys: &KeyRing, key: &str) -> Result<Sealer<W>, StorageError> {
         let dek = random::<KEY_LEN>()?;
         let header = Header::wrap(&keys.keys[0], &dek, key)?;
         out.write_all(header.as_bytes()).map_err(io)?;
@@ -484,13 +483,13 @@ impl Sealer {
         Ok(())
     }
 
-    fn finish(mut self) -> io::Result<File> {
+    fn finish(mut self) -> io::Result<W> {
         self.seal_segment(true)?;
         Ok(self.out)
     }
 }
 
-/// A streaming reader of an object's plaintext, from [`crate::LocalStore::open_read`].
+/// A streaming reader of an object's plaintext, from [`crate::Store::open_read`].
 ///
 /// For a sealed object each segment is verified before any of its bytes are returned; a
 /// segment that fails makes `read` return an [`io::Error`] (kind `InvalidData`) wrapping
@@ -501,13 +500,18 @@ pub struct ObjectReader {
     len: u64,
 }
 
+/// Where a stored object's bytes are read from: a file, or ranged reads of a remote object.
+pub(crate) trait Blob: Read + Seek + Send {}
+
+impl<T: Read + Seek + Send> Blob for T {}
+
 enum Inner {
-    Plain(File),
+    Plain(Box<dyn Blob>),
     Sealed(Box<Opener>),
 }
 
 struct Opener {
-    file: File,
+    file: Box<dyn Blob>,
     key: String,
     dek: LessSafeKey,
     aad: Vec<u8>,
@@ -530,25 +534,26 @@ impl fmt::Debug for ObjectReader {
 }
 
 impl ObjectReader {
-    /// Opens the object stored in `file` under `key`; sealed objects are unwrapped now, so
-    /// a missing or wrong master key fails here rather than on the first read.
+    /// Opens the object stored in `file` (`stored_len` bytes) under `key`; sealed objects
+    /// are unwrapped now, so a missing or wrong master key fails here rather than on the
+    /// first read.
     pub(crate) fn open(
-        mut file: File,
+        mut file: Box<dyn Blob>,
+        stored_len: u64,
         key: &str,
         keys: Option<&KeyRing>,
     ) -> Result<ObjectReader, StorageError> {
         let header = match probe(&mut file, key)? {
             Probe::Plain => {
-                let len = file.metadata().map_err(io)?.len();
                 return Ok(ObjectReader {
                     inner: Inner::Plain(file),
-                    len,
+                    len: stored_len,
                 });
             }
             Probe::Sealed(header) => header,
         };
         let dek = header.data_key(keys, key)?;
-        let body = file.metadata().map_err(io)?.len() - SEALED_HEADER_LEN as u64;
+        let body = stored_len - SEALED_HEADER_LEN as u64;
         let segments = body.div_ceil(SEGMENT_STORED);
         let last_stored = (body - segments.saturating_sub(1) * SEGMENT_STORED) as usize;
         if segments == 0 || last_stored < TAG_LEN {
@@ -686,10 +691,12 @@ mod tests {
     }
 
     fn open_vec(bytes: &[u8], key: &str, keys: Option<&KeyRing>) -> Result<Vec<u8>, StorageError> {
-        let mut file = tempfile::tempfile().unwrap();
-        file.write_all(bytes).unwrap();
-        file.rewind().unwrap();
-        let mut reader = ObjectReader::open(file, key, keys)?;
+        let mut reader = ObjectReader::open(
+            Box::new(io::Cursor::new(bytes.to_vec())),
+            bytes.len() as u64,
+            key,
+            keys,
+        )?;
         let mut out = Vec::new();
         reader.read_to_end(&mut out).map_err(read_error)?;
         assert_eq!(reader.len(), out.len() as u64);

@@ -28,7 +28,7 @@ fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     (0..len).map(|_| rng.u8(..)).collect()
 }
 
-fn read_all(store: &LocalStore, key: &str) -> Result<Vec<u8>, StorageError> {
+fn read_all(store: &Store, key: &str) -> Result<Vec<u8>, StorageError> {
     let mut reader = store.open_read(key)?;
     let mut out = Vec::new();
     reader.read_to_end(&mut out).map_err(|e| {
@@ -89,7 +89,7 @@ fn tone_wav(seconds: f32) -> (Vec<f32>, Vec<u8>) {
 fn objects_of_every_size_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let (keys, _) = key("k1");
-    let store = LocalStore::open_encrypted(dir.path(), keys).unwrap();
+    let store = Store::open_encrypted(dir.path(), keys).unwrap();
     assert!(store.is_encrypted());
     let cases = [
         ("a/random", random_bytes(1_000_000, 1)),
@@ -137,7 +137,7 @@ fn objects_of_every_size_round_trip() {
 fn a_generated_wav_is_sniffed_sealed_and_decodes_from_its_local_file() {
     let dir = tempfile::tempdir().unwrap();
     let (keys, _) = key("media");
-    let store = LocalStore::open_encrypted(dir.path(), keys).unwrap();
+    let store = Store::open_encrypted(dir.path(), keys).unwrap();
     let (samples, wav) = tone_wav(5.0);
     let stored = store
         .put_media("jobs/j1/media", &mut Cursor::new(&wav), LIMIT)
@@ -182,7 +182,7 @@ fn a_generated_wav_is_sniffed_sealed_and_decodes_from_its_local_file() {
 fn no_plaintext_reaches_the_disk() {
     let dir = tempfile::tempdir().unwrap();
     let (keys, _) = key("k1");
-    let store = LocalStore::open_encrypted(dir.path(), keys).unwrap();
+    let store = Store::open_encrypted(dir.path(), keys).unwrap();
     let marker = b"TOP-SECRET-TRANSCRIPT-MARKER:";
     let mut text = Vec::new();
     for i in 0..6000 {
@@ -219,7 +219,7 @@ fn no_plaintext_reaches_the_disk() {
         );
     }
     // The check itself can fail: a plaintext store leaks both.
-    let plain = LocalStore::open(&dir.path().join("plain")).unwrap();
+    let plain = Store::open(&dir.path().join("plain")).unwrap();
     plain.put("x", &mut Cursor::new(&text), LIMIT).unwrap();
     let bytes = std::fs::read(plain.path("x").unwrap()).unwrap();
     assert!(bytes.windows(16).any(|w| windows.contains(w)));
@@ -230,11 +230,11 @@ fn the_wrong_master_key_fails() {
     let dir = tempfile::tempdir().unwrap();
     let (right, _) = key("prod");
     let (wrong, _) = key("prod");
-    LocalStore::open_encrypted(dir.path(), right)
+    Store::open_encrypted(dir.path(), right)
         .unwrap()
         .put("jobs/x/media", &mut Cursor::new(b"hello"), LIMIT)
         .unwrap();
-    let store = LocalStore::open_encrypted(dir.path(), wrong).unwrap();
+    let store = Store::open_encrypted(dir.path(), wrong).unwrap();
     let reason = sealed_reason(store.open_read("jobs/x/media").unwrap_err());
     assert_eq!(
         reason,
@@ -248,11 +248,11 @@ fn a_master_key_missing_from_the_keyring_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let (old, _) = key("key-2023");
     let (new, _) = key("key-2024");
-    LocalStore::open_encrypted(dir.path(), old)
+    Store::open_encrypted(dir.path(), old)
         .unwrap()
         .put("o", &mut Cursor::new(b"hello"), LIMIT)
         .unwrap();
-    let store = LocalStore::open_encrypted(dir.path(), new).unwrap();
+    let store = Store::open_encrypted(dir.path(), new).unwrap();
     let reason = sealed_reason(store.open_read("o").unwrap_err());
     assert!(reason.contains("\"key-2023\""), "{reason}");
     assert!(reason.contains("key-2024"), "{reason}");
@@ -262,11 +262,11 @@ fn a_master_key_missing_from_the_keyring_is_named() {
 fn a_store_without_keys_refuses_sealed_objects_but_reads_plaintext() {
     let dir = tempfile::tempdir().unwrap();
     let (keys, _) = key("k1");
-    let encrypted = LocalStore::open_encrypted(dir.path(), keys).unwrap();
+    let encrypted = Store::open_encrypted(dir.path(), keys).unwrap();
     encrypted
         .put("jobs/x/media", &mut Cursor::new(b"content"), LIMIT)
         .unwrap();
-    let plain = LocalStore::open(dir.path()).unwrap();
+    let plain = Store::open(dir.path()).unwrap();
     assert!(!plain.is_encrypted());
     let reason = sealed_reason(plain.open_read("jobs/x/media").unwrap_err());
     assert_eq!(
@@ -292,7 +292,7 @@ fn a_store_without_keys_refuses_sealed_objects_but_reads_plaintext() {
 fn tampered(data: &[u8], damage: impl FnOnce(&mut Vec<u8>)) -> Result<Vec<u8>, StorageError> {
     let dir = tempfile::tempdir().unwrap();
     let (keys, _) = key("k1");
-    let store = LocalStore::open_encrypted(dir.path(), keys).unwrap();
+    let store = Store::open_encrypted(dir.path(), keys).unwrap();
     store
         .put("jobs/x/media", &mut Cursor::new(data), LIMIT)
         .unwrap();
@@ -406,7 +406,7 @@ fn truncation_reordering_and_appending_are_caught() {
 fn a_damaged_segment_fails_the_read_after_the_good_ones() {
     let dir = tempfile::tempdir().unwrap();
     let (keys, _) = key("k1");
-    let store = LocalStore::open_encrypted(dir.path(), keys).unwrap();
+    let store = Store::open_encrypted(dir.path(), keys).unwrap();
     let data = random_bytes(3 * SEGMENT_SIZE, 11);
     store.put("o", &mut Cursor::new(&data), LIMIT).unwrap();
     let path = store.path("o").unwrap();
@@ -436,7 +436,7 @@ fn a_damaged_segment_fails_the_read_after_the_good_ones() {
 fn swapping_two_objects_files_is_caught() {
     let dir = tempfile::tempdir().unwrap();
     let (keys, _) = key("k1");
-    let store = LocalStore::open_encrypted(dir.path(), keys).unwrap();
+    let store = Store::open_encrypted(dir.path(), keys).unwrap();
     store
         .put(
             "jobs/a/result.vtt",
@@ -479,11 +479,11 @@ fn rotation_rewraps_without_touching_bodies_and_seals_legacy_objects() {
     ];
     // Plaintext from before encryption was turned on.
     let legacy = b"WEBVTT\n\nwritten before encryption".to_vec();
-    LocalStore::open(dir.path())
+    Store::open(dir.path())
         .unwrap()
         .put("jobs/0/result.vtt", &mut Cursor::new(&legacy), LIMIT)
         .unwrap();
-    let under_a = LocalStore::open_encrypted(dir.path(), a).unwrap();
+    let under_a = Store::open_encrypted(dir.path(), a).unwrap();
     for (name, data) in &objects {
         under_a.put(name, &mut Cursor::new(data), LIMIT).unwrap();
     }
@@ -492,7 +492,7 @@ fn rotation_rewraps_without_touching_bodies_and_seals_legacy_objects() {
         .map(|(name, _)| std::fs::read(under_a.path(name).unwrap()).unwrap())
         .collect();
 
-    let both = LocalStore::open_encrypted(dir.path(), ring(&format!("{spec_b},{spec_a}"))).unwrap();
+    let both = Store::open_encrypted(dir.path(), ring(&format!("{spec_b},{spec_a}"))).unwrap();
     let report = both.rotate().unwrap();
     assert_eq!(
         report,
@@ -519,7 +519,7 @@ fn rotation_rewraps_without_touching_bodies_and_seals_legacy_objects() {
         .iter()
         .all(|p| { !p.file_name().unwrap().to_string_lossy().contains(".part-") }));
 
-    let only_b = LocalStore::open_encrypted(dir.path(), ring(&spec_b)).unwrap();
+    let only_b = Store::open_encrypted(dir.path(), ring(&spec_b)).unwrap();
     for (name, data) in &objects {
         assert_eq!(&read_all(&only_b, name).unwrap(), data, "{name}");
     }
@@ -531,7 +531,7 @@ fn rotation_rewraps_without_touching_bodies_and_seals_legacy_objects() {
         .any(|w| legacy.windows(16).any(|p| p == w)));
 
     // Key A alone no longer opens anything, and says which key it would need.
-    let only_a = LocalStore::open_encrypted(dir.path(), ring(&spec_a)).unwrap();
+    let only_a = Store::open_encrypted(dir.path(), ring(&spec_a)).unwrap();
     let reason = sealed_reason(only_a.open_read("jobs/1/media").unwrap_err());
     assert!(reason.contains("\"B\""), "{reason}");
 
@@ -551,16 +551,16 @@ fn rotation_stops_at_an_object_it_cannot_unwrap_and_needs_keys() {
     let dir = tempfile::tempdir().unwrap();
     let (a, _) = key("A");
     let (_, spec_b) = key("B");
-    LocalStore::open_encrypted(dir.path(), a)
+    Store::open_encrypted(dir.path(), a)
         .unwrap()
         .put("x", &mut Cursor::new(b"data"), LIMIT)
         .unwrap();
-    let err = LocalStore::open_encrypted(dir.path(), ring(&spec_b))
+    let err = Store::open_encrypted(dir.path(), ring(&spec_b))
         .unwrap()
         .rotate()
         .unwrap_err();
     assert!(err.to_string().contains("\"A\""), "{err}");
-    let err = LocalStore::open(dir.path()).unwrap().rotate().unwrap_err();
+    let err = Store::open(dir.path()).unwrap().rotate().unwrap_err();
     assert!(matches!(err, StorageError::MasterKey(_)), "{err:?}");
 }
 
@@ -568,7 +568,7 @@ fn rotation_stops_at_an_object_it_cannot_unwrap_and_needs_keys() {
 fn limits_count_plaintext_and_partials_are_swept() {
     let dir = tempfile::tempdir().unwrap();
     let (keys, _) = key("k1");
-    let store = LocalStore::open_encrypted(dir.path(), keys).unwrap();
+    let store = Store::open_encrypted(dir.path(), keys).unwrap();
     let data = random_bytes(SEGMENT_SIZE * 2, 30);
     // The stored file is larger than the limit; the plaintext is exactly at it.
     store
@@ -682,7 +682,7 @@ fn key_files_must_be_private() {
 fn local_file_is_a_private_decrypted_copy_removed_on_drop() {
     let dir = tempfile::tempdir().unwrap();
     let (keys, _) = key("k1");
-    let store = LocalStore::open_encrypted(dir.path(), keys).unwrap();
+    let store = Store::open_encrypted(dir.path(), keys).unwrap();
     let (_, wav) = tone_wav(1.0);
     store
         .put_media("jobs/j/media.wav", &mut Cursor::new(&wav), LIMIT)
@@ -719,7 +719,7 @@ fn local_file_is_a_private_decrypted_copy_removed_on_drop() {
     assert!(matches!(err, StorageError::Sealed { .. }), "{err:?}");
 
     // A plaintext store hands out the object's own file.
-    let plain = LocalStore::open(&dir.path().join("plain")).unwrap();
+    let plain = Store::open(&dir.path().join("plain")).unwrap();
     plain.put("m.wav", &mut Cursor::new(&wav), LIMIT).unwrap();
     let local = plain.local_file("m.wav").unwrap();
     assert!(!local.is_temporary());
@@ -737,7 +737,7 @@ fn object_readers_can_move_between_threads() {
     fn send<T: Send>(_: &T) {}
     let dir = tempfile::tempdir().unwrap();
     let (keys, _) = key("k1");
-    let store = LocalStore::open_encrypted(dir.path(), keys).unwrap();
+    let store = Store::open_encrypted(dir.path(), keys).unwrap();
     store.put("o", &mut Cursor::new(b"abc"), LIMIT).unwrap();
     let mut reader = store.open_read("o").unwrap();
     send(&reader);

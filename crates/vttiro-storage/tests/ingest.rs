@@ -120,7 +120,7 @@ fn files_under(dir: &std::path::Path) -> Vec<String> {
 #[test]
 fn uploads_stream_in_atomically_within_the_limit_and_must_be_media() {
     let dir = tempfile::tempdir().unwrap();
-    let store = LocalStore::open(dir.path()).unwrap();
+    let store = Store::open(dir.path()).unwrap();
     let audio = wav(2);
     let stored = store
         .put_media("jobs/a/media", &mut Cursor::new(audio.clone()), 1_000_000)
@@ -166,7 +166,7 @@ fn uploads_stream_in_atomically_within_the_limit_and_must_be_media() {
 fn internal_addresses_are_refused_unless_allowed() {
     let site = Site::start("127.0.0.1", None);
     let dir = tempfile::tempdir().unwrap();
-    let store = LocalStore::open(dir.path()).unwrap();
+    let store = Store::open(dir.path()).unwrap();
     let strict = FetchPolicy::default();
     for url in [
         site.url("/talk.wav"),
@@ -221,7 +221,7 @@ fn every_redirect_hop_is_checked_again() {
     let inner = Site::start("127.0.0.2", None);
     let outer = Site::start("127.0.0.1", Some(inner.url("/talk.wav")));
     let dir = tempfile::tempdir().unwrap();
-    let store = LocalStore::open(dir.path()).unwrap();
+    let store = Store::open(dir.path()).unwrap();
     let error = fetch(&store, "m", &outer.url("/hop"), &trusting("127.0.0.1")).unwrap_err();
     assert!(matches!(error, StorageError::UrlRefused { .. }), "{error}");
     assert!(error.to_string().contains("127.0.0.2"), "{error}");
@@ -236,7 +236,7 @@ fn every_redirect_hop_is_checked_again() {
 fn size_time_status_and_content_are_enforced_on_downloads() {
     let site = Site::start("127.0.0.1", None);
     let dir = tempfile::tempdir().unwrap();
-    let store = LocalStore::open(dir.path()).unwrap();
+    let store = Store::open(dir.path()).unwrap();
     let policy = trusting("127.0.0.1");
 
     let big = fetch(&store, "big", &site.url("/big.wav"), &policy).unwrap_err();
@@ -262,7 +262,7 @@ fn size_time_status_and_content_are_enforced_on_downloads() {
 #[test]
 fn partial_files_a_killed_writer_left_are_swept_once_old_enough() {
     let dir = tempfile::tempdir().unwrap();
-    let store = LocalStore::open(dir.path()).unwrap();
+    let store = Store::open(dir.path()).unwrap();
     store
         .put("jobs/a/result.vtt", &mut &b"WEBVTT\n"[..], 1024)
         .unwrap();

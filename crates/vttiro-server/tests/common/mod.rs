@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 use vttiro_jobs::{JobQueue, QueuePolicy, SqliteQueue, SystemClock};
 use vttiro_server::*;
-use vttiro_storage::{FetchPolicy, LocalStore};
+use vttiro_storage::{FetchPolicy, Store};
 
 /// The models the test runners "have".
 pub struct EchoCatalog;
@@ -100,8 +100,8 @@ impl Service {
         );
         let store_dir = dir.path().join("store");
         let store = match store_keys {
-            Some(keys) => LocalStore::open_encrypted(&store_dir, keys).unwrap(),
-            None => LocalStore::open(&store_dir).unwrap(),
+            Some(keys) => Store::open_encrypted(&store_dir, keys).unwrap(),
+            None => Store::open(&store_dir).unwrap(),
         };
         let metrics = Arc::new(Metrics::default());
         let auth =
