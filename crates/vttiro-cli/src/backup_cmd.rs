@@ -8,13 +8,11 @@
 //! Objects encrypted at rest are copied as they are: the backup holds ciphertext, and the
 //! master keys (kept outside the data directory) are needed to read it after a restore.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use vttiro_core::ErrorCode;
 use vttiro_jobs::{QueuePolicy, SqliteQueue, SystemClock};
 
@@ -48,22 +46,11 @@ fn fail(code: ErrorCode, message: impl std::fmt::Display) -> i32 {
     code.exit_code()
 }
 
-fn sha256(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buffer)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+/// The file's SHA-256 as lowercase hex; errors name the file.
+fn sha256(path: &Path) -> Result<String, String> {
+    vttiro_models::sha256_file(path)
+        .map(|(_, hex)| hex)
+        .map_err(|e| e.to_string())
 }
 
 /// Every regular file under `root`, as paths relative to it, skipping writers' part files.
@@ -181,8 +168,14 @@ fn write_backup(dir: &Path, out: &Path) -> Result<String, String> {
             owner_only(&out.join(secret)).map_err(io(out))?;
         }
     }
+    // Absent when the objects live in a bucket (`--store s3://…`), which has its own
+    // versioning and replication (docs/deploy/object-storage.md).
     let store = dir.join("store");
-    let objects = files_under(&store).map_err(io(&store))?;
+    let objects = if store.is_dir() {
+        files_under(&store).map_err(io(&store))?
+    } else {
+        Vec::new()
+    };
     for relative in &objects {
         let (from, to) = (store.join(relative), out.join("store").join(relative));
         if let Some(parent) = to.parent() {
@@ -204,7 +197,7 @@ fn write_backup(dir: &Path, out: &Path) -> Result<String, String> {
         files.push(json!({
             "path": relative.to_string_lossy(),
             "size": size,
-            "sha256": sha256(&path).map_err(io(&path))?,
+            "sha256": sha256(&path)?,
         }));
     }
     let count = files.len();
@@ -274,7 +267,7 @@ pub fn restore(args: &RestoreArgs) -> i32 {
             );
         }
         let path = args.from.join(relative);
-        let actual = sha256(&path).map_err(|e| e.to_string());
+        let actual = sha256(&path);
         if actual.as_deref() != Ok(file["sha256"].as_str().unwrap_or_default()) {
             return fail(
                 ErrorCode::StorageFailed,

@@ -53,6 +53,10 @@ api:
   resultRetentionDays: 30
   podAntiAffinity: hard
 serviceMesh: istio
+objectStorage:
+  url: s3://media/vttiro
+  env: [{name: AWS_ENDPOINT, value: "https://minio.storage:9000"}]
+  envFrom: [{secretRef: {name: vttiro-s3}}]
 extraVolumes:
   - name: secrets-store
     csi:
@@ -402,7 +406,7 @@ fn lint_rejects_values_the_schema_refuses() {
     let chart = chart_dir();
     let chart = chart.to_str().expect("utf-8 path");
     // (helm arguments, what the failure must name)
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
         (
             &["--set", "worker.autoscaling.maxReplicas=lots"],
             "/worker/autoscaling/maxReplicas",
@@ -425,6 +429,10 @@ fn lint_rejects_values_the_schema_refuses() {
         ),
         (&["--set", "api.resources.limits=null"], "limits"),
         (&["--set", "serviceMesh=consul"], "/serviceMesh"),
+        (
+            &["--set", "objectStorage.url=ftp://bucket/x"],
+            "/objectStorage/url",
+        ),
     ];
     for (extra, named) in cases {
         let mut args = vec![
@@ -1208,6 +1216,67 @@ fn the_cloud_values_files_expose_the_api_over_tls_with_shared_storage() {
         }
         assert_eq!(of_kind(r, "ServiceMonitor").len(), 1, "{file}");
         assert_eq!(of_kind(r, "PrometheusRule").len(), 1, "{file}");
+    }
+}
+
+/// Each cloud's values file keeps media in that cloud's object storage, reached through
+/// that cloud's workload identity; the default keeps objects on the data volume.
+#[test]
+fn the_cloud_values_files_keep_media_in_object_storage_with_workload_identity() {
+    let clouds = [
+        ("values-eks.yaml", "s3://", "eks.amazonaws.com/role-arn"),
+        ("values-gke.yaml", "gs://", "iam.gke.io/gcp-service-account"),
+        (
+            "values-aks.yaml",
+            "az://",
+            "azure.workload.identity/client-id",
+        ),
+    ];
+    for (file, scheme, identity) in clouds {
+        let r = rendered_named(file);
+        for (deployment, container) in [(api(r), "api"), (worker(r), "worker")] {
+            let c = main_container(deployment, container);
+            let store =
+                env_str(c, "VTTIRO_STORE").unwrap_or_else(|| panic!("{file}: no VTTIRO_STORE"));
+            assert!(store.starts_with(scheme), "{file}: {store}");
+            assert!(
+                c["envFrom"].is_null(),
+                "{file}: static credentials rendered"
+            );
+        }
+        let account = of_kind(r, "ServiceAccount");
+        assert_eq!(account.len(), 1, "{file}");
+        assert!(
+            account[0]["metadata"]["annotations"][identity]
+                .as_str()
+                .is_some(),
+            "{file}: the ServiceAccount has no {identity}"
+        );
+    }
+    let aks = rendered_named("values-aks.yaml");
+    for d in [api(aks), worker(aks)] {
+        assert_eq!(
+            d["spec"]["template"]["metadata"]["labels"]["azure.workload.identity/use"].as_str(),
+            Some("true"),
+            "{}: the workload identity webhook skips unlabelled pods",
+            name(d)
+        );
+    }
+    let default = rendered_named("values.yaml");
+    assert!(env_str(main_container(api(default), "api"), "VTTIRO_STORE").is_none());
+    // An S3-compatible server with static keys from a Secret.
+    let options = rendered_named("options");
+    for (deployment, container) in [(api(options), "api"), (worker(options), "worker")] {
+        let c = main_container(deployment, container);
+        assert_eq!(env_str(c, "VTTIRO_STORE"), Some("s3://media/vttiro"));
+        assert_eq!(
+            env_str(c, "AWS_ENDPOINT"),
+            Some("https://minio.storage:9000")
+        );
+        assert_eq!(
+            c["envFrom"],
+            serde_yaml::from_str::<Value>("[{secretRef: {name: vttiro-s3}}]").unwrap()
+        );
     }
 }
 

@@ -28,8 +28,8 @@ pub(crate) fn finish_hex(hasher: Sha256) -> String {
     to_hex(&hasher.finalize())
 }
 
-/// Size and sha256 of the file at `path`.
-pub(crate) fn sha256_file(path: &Path) -> Result<(u64, String), ModelError> {
+/// Size and sha256 (lowercase hex) of the file at `path`, read in chunks.
+pub fn sha256_file(path: &Path) -> Result<(u64, String), ModelError> {
     let mut file = File::open(path).map_err(ModelError::io("open", path))?;
     let mut hasher = Sha256::new();
     let copied = copy_hashing(&mut file, &mut io::sink(), Some(&mut hasher), &mut |_| {})

@@ -39,6 +39,7 @@ mod torch_legacy;
 pub use cache_dir::{default_model_dir, model_dir_from, MODEL_DIR_ENV};
 pub use convert::convert_ct2_to_ggml;
 pub use ct2_layout::{inspect_ct2_dir, Ct2Directory, ModelTraits};
+pub use digest::sha256_file;
 pub use error::ModelError;
 pub use ggml::{
     inspect_ggml, read_ggml_tensor, GgmlHparams, GgmlModelInfo, GgmlQuant, GgmlTensorInfo,

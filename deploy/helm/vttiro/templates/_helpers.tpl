@@ -185,6 +185,13 @@ topologySpreadConstraints:
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ .Values.config.otlpEndpoint | quote }}
 {{- end }}
+{{- with .Values.objectStorage.url }}
+- name: VTTIRO_STORE
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.objectStorage.env }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/*
