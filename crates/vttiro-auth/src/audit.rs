@@ -1,11 +1,13 @@
 //! The audit log: one row per security-relevant act, each carrying the SHA-256 of its own
 //! content and of the entry before it. Changing, removing or reordering any entry breaks
-//! every hash after it, which [`AuthDb::verify_audit`] finds. Appends take SQLite's write
-//! lock before reading the previous hash, so processes sharing the file never fork the chain.
+//! every hash after it, which [`AuthDb::verify_audit`] finds. Appends hold SQLite's write
+//! lock (or, on PostgreSQL, a transaction-scoped advisory lock) before reading the previous
+//! hash, so processes sharing the database never fork the chain.
 
-use rusqlite::{params, TransactionBehavior};
 use serde::Serialize;
+use vttiro_sql::{vals, Row, RowExt};
 
+use crate::db::AUDIT_LOCK;
 use crate::{AuthDb, AuthError, Millis};
 
 /// The `prev_hash` of the first entry.
@@ -83,22 +85,22 @@ fn entry_hash(prev_hash: &str, seq: i64, at: Millis, record: &AuditRecord) -> St
         .collect()
 }
 
-fn entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
-    Ok(AuditEntry {
-        seq: row.get(0)?,
-        at: row.get(1)?,
+fn entry_from_row(row: &Row) -> AuditEntry {
+    AuditEntry {
+        seq: row.int(0),
+        at: row.int(1),
         record: AuditRecord {
-            actor: row.get(2)?,
-            tenant: row.get(3)?,
-            action: row.get(4)?,
-            target: row.get(5)?,
-            source: row.get(6)?,
-            outcome: row.get(7)?,
-            detail: row.get(8)?,
+            actor: row.text(2),
+            tenant: row.opt_text(3),
+            action: row.text(4),
+            target: row.opt_text(5),
+            source: row.opt_text(6),
+            outcome: row.text(7),
+            detail: row.opt_text(8),
         },
-        prev_hash: row.get(9)?,
-        hash: row.get(10)?,
-    })
+        prev_hash: row.text(9),
+        hash: row.text(10),
+    }
 }
 
 const COLUMNS: &str =
@@ -106,43 +108,41 @@ const COLUMNS: &str =
 
 impl AuthDb {
     pub fn append_audit(&self, record: &AuditRecord, at: Millis) -> Result<AuditEntry, AuthError> {
-        let mut connection = self.lock();
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (last_seq, prev_hash): (i64, String) = transaction
-            .query_row(
-                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-                [],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok((0, GENESIS_HASH.to_string())),
-                other => Err(other),
-            })?;
-        let seq = last_seq + 1;
-        let hash = entry_hash(&prev_hash, seq, at, record);
-        transaction.execute(
-            &format!("INSERT INTO audit ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
-            params![
+        let serialize = self.serialize_sql();
+        self.transaction(|tx| {
+            if let Some(serialize) = serialize {
+                tx.execute(serialize, vals![AUDIT_LOCK])?;
+            }
+            let (last_seq, prev_hash) = tx
+                .query_one("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])?
+                .map_or((0, GENESIS_HASH.to_string()), |row| (row.int(0), row.text(1)));
+            let seq = last_seq + 1;
+            let hash = entry_hash(&prev_hash, seq, at, record);
+            tx.execute(
+                &format!(
+                    "INSERT INTO audit ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                ),
+                vals![
+                    seq,
+                    at,
+                    record.actor.as_str(),
+                    record.tenant.as_deref(),
+                    record.action.as_str(),
+                    record.target.as_deref(),
+                    record.source.as_deref(),
+                    record.outcome.as_str(),
+                    record.detail.as_deref(),
+                    prev_hash.as_str(),
+                    hash.as_str()
+                ],
+            )?;
+            Ok(AuditEntry {
                 seq,
                 at,
-                record.actor,
-                record.tenant,
-                record.action,
-                record.target,
-                record.source,
-                record.outcome,
-                record.detail,
-                prev_hash,
-                hash
-            ],
-        )?;
-        transaction.commit()?;
-        Ok(AuditEntry {
-            seq,
-            at,
-            record: record.clone(),
-            prev_hash,
-            hash,
+                record: record.clone(),
+                prev_hash: prev_hash.clone(),
+                hash,
+            })
         })
     }
 
@@ -152,12 +152,16 @@ impl AuthDb {
         after_seq: i64,
         limit: usize,
     ) -> Result<Vec<AuditEntry>, AuthError> {
-        let connection = self.lock();
-        let mut statement = connection.prepare(&format!(
-            "SELECT {COLUMNS} FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2"
-        ))?;
-        let rows = statement.query_map(params![after_seq, limit as i64], entry_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.transaction(|tx| {
+            Ok(tx
+                .query(
+                    &format!("SELECT {COLUMNS} FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2"),
+                    vals![after_seq, limit as i64],
+                )?
+                .iter()
+                .map(entry_from_row)
+                .collect())
+        })
     }
 
     /// Calls `visit` with every entry after `after_seq`, oldest first, a page at a time so

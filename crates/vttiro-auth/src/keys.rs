@@ -4,9 +4,11 @@
 
 use base64::Engine as _;
 use ring::rand::SecureRandom;
-use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
+use vttiro_sql::{vals, Row, RowExt};
+
+use crate::db::small;
 use crate::roles::valid_tenant;
 use crate::{AuthDb, AuthError, Millis, Principal, Role};
 
@@ -41,21 +43,21 @@ pub struct ApiKey {
 const COLUMNS: &str = "id, name, tenant, role, created_at, expires_at, revoked_at, last_used_at, \
                        requests_per_minute, audio_minutes_per_day";
 
-fn key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
-    let role: String = row.get(3)?;
-    Ok(ApiKey {
-        id: row.get(0)?,
-        name: row.get(1)?,
-        tenant: row.get(2)?,
+/// A key from `row`, whose columns are [`COLUMNS`] from `first` on.
+fn key_from_row(row: &Row, first: usize) -> ApiKey {
+    ApiKey {
+        id: row.text(first),
+        name: row.text(first + 1),
+        tenant: row.text(first + 2),
         // Rows are only written through `create_key`, which stores a known role.
-        role: Role::parse(&role).unwrap_or(Role::Reader),
-        created_at: row.get(4)?,
-        expires_at: row.get(5)?,
-        revoked_at: row.get(6)?,
-        last_used_at: row.get(7)?,
-        requests_per_minute: row.get(8)?,
-        audio_minutes_per_day: row.get(9)?,
-    })
+        role: Role::parse(&row.text(first + 3)).unwrap_or(Role::Reader),
+        created_at: row.int(first + 4),
+        expires_at: row.opt_int(first + 5),
+        revoked_at: row.opt_int(first + 6),
+        last_used_at: row.opt_int(first + 7),
+        requests_per_minute: small(row.opt_int(first + 8)),
+        audio_minutes_per_day: small(row.opt_int(first + 9)),
+    }
 }
 
 fn random_bytes<const N: usize>() -> Result<[u8; N], AuthError> {
@@ -111,53 +113,65 @@ impl AuthDb {
         let token = format!("{TOKEN_PREFIX}{id}_{secret}");
         let digest = ring::hmac::sign(&self.secret, token.as_bytes());
         let key_id = format!("key_{id}");
-        self.lock().execute(
-            "INSERT INTO api_keys (id, name, tenant, role, digest, created_at, expires_at,
-                                   requests_per_minute, audio_minutes_per_day)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                key_id,
-                new.name.trim(),
-                new.tenant,
-                new.role.as_str(),
-                digest.as_ref(),
-                now,
-                new.expires_at,
-                new.requests_per_minute,
-                new.audio_minutes_per_day
-            ],
-        )?;
+        self.transaction(|tx| {
+            tx.execute(
+                "INSERT INTO api_keys (id, name, tenant, role, digest, created_at, expires_at,
+                                       requests_per_minute, audio_minutes_per_day)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                vals![
+                    key_id.as_str(),
+                    new.name.trim(),
+                    new.tenant.as_str(),
+                    new.role.as_str(),
+                    digest.as_ref(),
+                    now,
+                    new.expires_at,
+                    new.requests_per_minute,
+                    new.audio_minutes_per_day
+                ],
+            )?;
+            Ok(())
+        })?;
         Ok((self.key(&key_id)?, token))
     }
 
     pub fn key(&self, id: &str) -> Result<ApiKey, AuthError> {
-        self.lock()
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM api_keys WHERE id = ?1"),
-                params![id],
-                key_from_row,
-            )
-            .optional()?
-            .ok_or_else(|| AuthError::KeyNotFound(id.to_string()))
+        self.transaction(|tx| {
+            Ok(tx
+                .query_one(
+                    &format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1"),
+                    vals![id],
+                )?
+                .map(|row| key_from_row(&row, 0)))
+        })?
+        .ok_or_else(|| AuthError::KeyNotFound(id.to_string()))
     }
 
     /// Every key, revoked ones included, oldest first; only those of `tenant` when given.
     pub fn list_keys(&self, tenant: Option<&str>) -> Result<Vec<ApiKey>, AuthError> {
-        let connection = self.lock();
-        let mut statement = connection.prepare(&format!(
-            "SELECT {COLUMNS} FROM api_keys WHERE ?1 IS NULL OR tenant = ?1
-             ORDER BY created_at, id"
-        ))?;
-        let keys = statement.query_map(params![tenant], key_from_row)?;
-        Ok(keys.collect::<Result<_, _>>()?)
+        self.transaction(|tx| {
+            Ok(tx
+                .query(
+                    &format!(
+                        "SELECT {COLUMNS} FROM api_keys WHERE CAST($1 AS TEXT) IS NULL OR tenant = $1
+                         ORDER BY created_at, id"
+                    ),
+                    vals![tenant],
+                )?
+                .iter()
+                .map(|row| key_from_row(row, 0))
+                .collect())
+        })
     }
 
     /// Revokes `id` at once (every process checks the database on each request).
     pub fn revoke_key(&self, id: &str, now: Millis) -> Result<ApiKey, AuthError> {
-        let changed = self.lock().execute(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
-            params![id, now],
-        )?;
+        let changed = self.transaction(|tx| {
+            Ok(tx.execute(
+                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
+                vals![id, now],
+            )?)
+        })?;
         if changed == 0 {
             return Err(AuthError::KeyNotFound(id.to_string()));
         }
@@ -169,30 +183,15 @@ impl AuthDb {
         let id = token_id(token)
             .ok_or_else(|| AuthError::Malformed("not a well-formed vttiro API key".into()))?;
         let key_id = format!("key_{id}");
-        let found: Option<(Vec<u8>, ApiKey)> = self
-            .lock()
-            .query_row(
-                &format!("SELECT digest, {COLUMNS} FROM api_keys WHERE id = ?1"),
-                params![key_id],
-                |row| {
-                    let digest: Vec<u8> = row.get(0)?;
-                    // The key columns start after the digest.
-                    let key = ApiKey {
-                        id: row.get(1)?,
-                        name: row.get(2)?,
-                        tenant: row.get(3)?,
-                        role: Role::parse(&row.get::<_, String>(4)?).unwrap_or(Role::Reader),
-                        created_at: row.get(5)?,
-                        expires_at: row.get(6)?,
-                        revoked_at: row.get(7)?,
-                        last_used_at: row.get(8)?,
-                        requests_per_minute: row.get(9)?,
-                        audio_minutes_per_day: row.get(10)?,
-                    };
-                    Ok((digest, key))
-                },
-            )
-            .optional()?;
+        let found: Option<(Vec<u8>, ApiKey)> = self.transaction(|tx| {
+            Ok(tx
+                .query_one(
+                    &format!("SELECT digest, {COLUMNS} FROM api_keys WHERE id = $1"),
+                    vals![key_id.as_str()],
+                )?
+                // The key columns start after the digest.
+                .map(|row| (row.blob(0), key_from_row(&row, 1))))
+        })?;
         // Unknown ids and wrong secrets answer alike, so ids cannot be probed.
         let (digest, key) = found.ok_or(AuthError::UnknownKey)?;
         ring::hmac::verify(&self.secret, token.as_bytes(), &digest)
@@ -205,10 +204,12 @@ impl AuthDb {
         }
         // Minute resolution keeps this write from happening on every request.
         if key.last_used_at.is_none_or(|at| now - at >= 60_000) {
-            let _ = self.lock().execute(
-                "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1",
-                params![key.id, now],
-            );
+            let _ = self.transaction(|tx| {
+                Ok(tx.execute(
+                    "UPDATE api_keys SET last_used_at = $2 WHERE id = $1",
+                    vals![key.id.as_str(), now],
+                )?)
+            });
         }
         Ok(Principal {
             id: key.id,

@@ -4,8 +4,9 @@
 //! buckets and daily audio quotas, per-tenant retention settings, and the hash-chained,
 //! append-only audit log that `vttiro audit verify` checks.
 //!
-//! It keeps its state in one SQLite file beside the job queue and takes the current time as
-//! an argument wherever it matters, so tests step expiry, buckets and days instead of
+//! It keeps its state beside the job queue — `auth.db` (SQLite) in the data directory, or
+//! the queue's PostgreSQL database when the service scales out, through vttiro-sql — and
+//! takes the current time as an argument wherever it matters, so tests step expiry, buckets and days instead of
 //! sleeping. It must not know about HTTP frameworks, jobs, engines or storage of media.
 
 mod audit;
@@ -59,12 +60,6 @@ pub enum AuthError {
     Jwks { source_name: String, reason: String },
     #[error("auth database: {0}")]
     Db(String),
-}
-
-impl From<rusqlite::Error> for AuthError {
-    fn from(e: rusqlite::Error) -> Self {
-        AuthError::Db(e.to_string())
-    }
 }
 
 impl AuthError {

@@ -8,13 +8,29 @@ use clap::{Args, Subcommand};
 use vttiro_auth::{AuditRecord, NewKey, Role};
 use vttiro_core::ErrorCode;
 
-use crate::serve_cmd::{open_auth, resolve_data_dir};
+use crate::serve_cmd::{open_auth, resolve_data_dir, Database};
 
 #[derive(Args, Debug)]
 pub struct DataDirArg {
     /// The service's data directory (default: the user data dir, as `vttiro serve` uses).
     #[arg(long, env = "VTTIRO_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The service's PostgreSQL database, when it runs on one (as `vttiro serve
+    /// --database-url`): keys and the audit log live there.
+    #[arg(long, env = "VTTIRO_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Verify the database's TLS certificate against this PEM CA bundle.
+    #[arg(long, env = "VTTIRO_DATABASE_CA_FILE", requires = "database_url")]
+    pub database_ca_file: Option<PathBuf>,
+}
+
+impl DataDirArg {
+    pub(crate) fn database(&self) -> Database<'_> {
+        Database {
+            url: self.database_url.as_deref(),
+            ca_file: self.database_ca_file.as_deref(),
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -108,7 +124,7 @@ fn open(data: &DataDirArg) -> Result<vttiro_auth::AuthDb, i32> {
     let dir = resolve_data_dir(data.data_dir.as_deref());
     std::fs::create_dir_all(&dir)
         .map_err(|e| fail(ErrorCode::StorageFailed, format!("{}: {e}", dir.display())))?;
-    open_auth(&dir).map_err(|message| fail(ErrorCode::StorageFailed, message))
+    open_auth(&dir, data.database()).map_err(|message| fail(ErrorCode::StorageFailed, message))
 }
 
 /// Local administration is audited like the API's, as the `cli` actor.
@@ -316,7 +332,7 @@ pub fn storage(command: &StorageCommand) -> i32 {
             };
             match store.rotate() {
                 Ok(report) => {
-                    if let Ok(db) = open_auth(&dir) {
+                    if let Ok(db) = open_auth(&dir, data.database()) {
                         audit(
                             &db,
                             "storage.rotate_keys",

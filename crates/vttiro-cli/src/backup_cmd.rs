@@ -17,7 +17,7 @@ use vttiro_core::ErrorCode;
 use vttiro_jobs::{QueuePolicy, SqliteQueue, SystemClock};
 
 use crate::admin_cmd::DataDirArg;
-use crate::serve_cmd::{open_auth, resolve_data_dir};
+use crate::serve_cmd::{open_auth, resolve_data_dir, Database};
 
 const MANIFEST: &str = "manifest.json";
 /// Files of the data directory copied as they are (secrets; mode kept owner-only).
@@ -97,6 +97,12 @@ fn owner_only(_: &Path) -> std::io::Result<()> {
 
 pub fn backup(args: &BackupArgs) -> i32 {
     let dir = resolve_data_dir(args.data.data_dir.as_deref());
+    if args.data.database_url.is_some() {
+        return fail(
+            ErrorCode::InvalidArgument,
+            "the queue, keys and audit log are in PostgreSQL (--database-url): back them up with pg_dump or point-in-time recovery (docs/deploy/backup.md)",
+        );
+    }
     if !dir.join("jobs.db").is_file() {
         return fail(
             ErrorCode::InputNotFound,
@@ -158,7 +164,7 @@ fn write_backup(dir: &Path, out: &Path) -> Result<String, String> {
     queue
         .snapshot(&out.join("jobs.db"))
         .map_err(|e| e.to_string())?;
-    let auth = open_auth(dir)?;
+    let auth = open_auth(dir, Database::default())?;
     auth.snapshot(&out.join("auth.db"))
         .map_err(|e| e.to_string())?;
     for secret in SECRETS {

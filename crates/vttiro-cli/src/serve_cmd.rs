@@ -116,8 +116,9 @@ pub struct WorkerArgs {
         conflicts_with = "master_key_file"
     )]
     pub master_key: Option<String>,
-    /// Keep the job queue in PostgreSQL (`postgres://user:password@host:5432/db`) instead
-    /// of the data directory's SQLite file, so API and worker processes on several
+    /// Keep the job queue, API keys, usage and the audit log in PostgreSQL
+    /// (`postgres://user:password@host:5432/db`) instead of the data directory's SQLite
+    /// files, so API and worker processes on several
     /// machines share it (pair it with --store so they share media and results too).
     #[arg(long, env = "VTTIRO_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
@@ -188,8 +189,16 @@ pub(crate) fn open_store(args: &WorkerArgs, dir: &Path) -> Result<Store, String>
     .map_err(|e| e.to_string())
 }
 
-/// The auth database beside the job queue, keyed by the data directory's auth secret.
-pub(crate) fn open_auth(dir: &Path) -> Result<vttiro_auth::AuthDb, String> {
+/// Where the job queue and the auth tables live when not in the data directory.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Database<'a> {
+    pub url: Option<&'a str>,
+    pub ca_file: Option<&'a Path>,
+}
+
+/// The auth database beside the job queue — `auth.db` in the data directory, or the
+/// queue's PostgreSQL database — keyed by the data directory's auth secret.
+pub(crate) fn open_auth(dir: &Path, database: Database<'_>) -> Result<vttiro_auth::AuthDb, String> {
     let path = dir.join("auth-secret");
     let mut failure = None;
     let text = shared_secret_file(&path, || {
@@ -203,7 +212,11 @@ pub(crate) fn open_auth(dir: &Path) -> Result<vttiro_auth::AuthDb, String> {
     }
     let secret =
         vttiro_auth::parse_server_secret(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    vttiro_auth::AuthDb::open(&dir.join("auth.db"), &secret).map_err(|e| e.to_string())
+    match database.url {
+        Some(url) => vttiro_auth::AuthDb::connect(url, database.ca_file, &secret)
+            .map_err(|e| format!("--database-url: {e}")),
+        None => vttiro_auth::AuthDb::open(&dir.join("auth.db"), &secret).map_err(|e| e.to_string()),
+    }
 }
 
 /// For the start-up line: where objects live when that is not the data directory.
@@ -246,7 +259,13 @@ fn open_backend(args: &WorkerArgs, max_queued: Option<u64>) -> Result<Backend, S
         ),
     };
     let store = open_store(args, &dir)?;
-    let auth = Arc::new(open_auth(&dir)?);
+    let auth = Arc::new(open_auth(
+        &dir,
+        Database {
+            url: args.database_url.as_deref(),
+            ca_file: args.database_ca_file.as_deref(),
+        },
+    )?);
     // A process killed mid-write leaves hidden part files; an hour is longer than any
     // live writer keeps one (uploads stream at wire speed, results are small).
     match store.sweep_partials(Duration::from_secs(3600)) {

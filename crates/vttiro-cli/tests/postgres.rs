@@ -202,3 +202,120 @@ fn jobs_on_postgres_and_s3_survive_killed_workers_and_a_database_restart() {
         assert_eq!(process.terminate(), Some(0), "{}", process.log_text());
     }
 }
+
+fn vttiro(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_vttiro"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run vttiro")
+}
+
+/// On PostgreSQL, keys, usage and the audit chain live in the database too: a key the CLI
+/// makes works on the API at once, its revocation too, the API's audit entries are rows
+/// in PostgreSQL that `vttiro audit verify` checks, and no `auth.db` appears.
+#[test]
+fn keys_usage_and_the_audit_log_live_in_postgres() {
+    let database = vttiro_fixtures::postgres_database();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_string_lossy().into_owned();
+    let env = [("VTTIRO_DATABASE_URL", database.url.as_str())];
+    let api = start_with_env(
+        &["serve", "--workers", "1", "--listen", "127.0.0.1:0"],
+        &data,
+        &env,
+    );
+    let created = vttiro(
+        &[
+            "keys",
+            "create",
+            "--tenant",
+            "acme",
+            "--role",
+            "submitter",
+            "--data-dir",
+            &data_arg,
+        ],
+        &env,
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let token = String::from_utf8(created.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+
+    let jfk = vttiro_media::decode(&vttiro_fixtures::jfk_wav(), &Default::default()).unwrap();
+    let clip = vttiro_media::encode_wav(&jfk.samples[..16_000 * 4]);
+    let (status, job) = service::submit_as(
+        &api.base,
+        Some(&token),
+        &clip,
+        &json!({ "formats": ["vtt"], "language": "en" }),
+    );
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap();
+    let done = service::wait_final_as(&api.base, Some(&token), id, Duration::from_secs(300));
+    assert_eq!(done["state"], "succeeded", "{done}");
+
+    assert!(!data.join("auth.db").exists(), "the keys went to SQLite");
+    assert_eq!(
+        database
+            .psql("SELECT count(*) FROM audit WHERE action = 'job.create' AND tenant = 'acme'")
+            .trim(),
+        "1"
+    );
+    // The worker counted the job's audio against the key, in the shared table.
+    let used: i64 = database
+        .psql("SELECT coalesce(sum(audio_ms), 0) FROM audio_usage")
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(used, 4_000);
+    let verified = vttiro(&["audit", "verify", "--data-dir", &data_arg], &env);
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+
+    let listed = vttiro(&["keys", "list", "--json", "--data-dir", &data_arg], &env);
+    let keys: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let key_id = keys[0]["id"].as_str().unwrap();
+    let revoked = vttiro(&["keys", "revoke", key_id, "--data-dir", &data_arg], &env);
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    let (status, _) = service::get_json_as(&format!("{}/v1/jobs/{id}", api.base), &token);
+    assert_eq!(
+        status, 401,
+        "a key revoked in PostgreSQL is refused at once"
+    );
+
+    // Backups of a PostgreSQL deployment are PostgreSQL's business.
+    let backup = vttiro(
+        &[
+            "backup",
+            "--data-dir",
+            &data_arg,
+            "--out",
+            &dir.path().join("b").to_string_lossy(),
+        ],
+        &env,
+    );
+    assert_eq!(
+        backup.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&backup.stderr)
+    );
+    assert!(String::from_utf8_lossy(&backup.stderr).contains("pg_dump"));
+    let mut api = api;
+    assert_eq!(api.terminate(), Some(0), "{}", api.log_text());
+}

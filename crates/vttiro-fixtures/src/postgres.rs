@@ -31,6 +31,11 @@ impl PostgresDatabase {
     pub fn psql(&self, sql: &str) -> String {
         psql(&self.host, self.port, &self.name, sql)
     }
+
+    /// [`PostgresDatabase::psql`] for statements that may fail: the error is psql's.
+    pub fn try_psql(&self, sql: &str) -> Result<String, String> {
+        try_psql(&self.host, self.port, &self.name, sql)
+    }
 }
 
 impl Drop for PostgresDatabase {
@@ -58,6 +63,10 @@ impl Drop for PostgresDatabase {
 }
 
 fn psql(host: &str, port: u16, database: &str, sql: &str) -> String {
+    try_psql(host, port, database, sql).unwrap_or_else(|e| panic!("psql {sql:?}: {e}"))
+}
+
+fn try_psql(host: &str, port: u16, database: &str, sql: &str) -> Result<String, String> {
     let output = Command::new("psql")
         .args([
             "-h",
@@ -71,14 +80,14 @@ fn psql(host: &str, port: u16, database: &str, sql: &str) -> String {
             "-qAtc",
             sql,
         ])
+        .args(["-v", "ON_ERROR_STOP=1"])
         .output()
         .expect("psql (Debian package postgresql-client)");
-    assert!(
-        output.status.success(),
-        "psql {sql:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
 }
 
 /// The directory holding `initdb`, `postgres` and friends.

@@ -4,26 +4,24 @@
 //! idempotent submission, per-chunk checkpoints for resuming, and a numbered event history
 //! per job for progress streams.
 //!
-//! [`JobQueue`] is the contract. [`SqlQueue`] implements it once, over two stores:
-//! [`SqliteQueue`] (the embedded default) and [`PostgresQueue`] (scale-out: row locks,
-//! `FOR UPDATE SKIP LOCKED`, `LISTEN/NOTIFY`), which pass the same test suite. Time comes
+//! [`JobQueue`] is the contract. [`SqlQueue`] implements it once, over vttiro-sql's two
+//! backends: [`SqliteQueue`] (the embedded default) and [`PostgresQueue`] (scale-out: row
+//! locks, `FOR UPDATE SKIP LOCKED`, `LISTEN/NOTIFY`), which pass the same test suite. Time comes
 //! from a [`Clock`] so tests step leases and backoff instead of sleeping.
 //!
-//! It depends on vttiro-core for error codes and must not know about HTTP, engines, media
-//! files, storage of results, or async runtimes (the PostgreSQL client it uses is the
-//! synchronous one).
+//! It depends on vttiro-core for error codes and vttiro-sql for the databases, and must not
+//! know about HTTP, engines, media files, storage of results, or async runtimes.
 
 mod model;
 mod postgres;
 mod queue;
-#[doc(hidden)]
-pub mod sql;
 mod sqlite;
 
 pub use model::*;
-pub use postgres::{Postgres, PostgresQueue};
+pub use postgres::PostgresQueue;
 pub use queue::SqlQueue;
-pub use sqlite::{Sqlite, SqliteQueue};
+pub use sqlite::SqliteQueue;
+pub use vttiro_sql::{Postgres, Sqlite};
 
 /// How the queue treats attempts.
 #[derive(Debug, Clone)]

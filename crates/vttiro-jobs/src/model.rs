@@ -320,6 +320,12 @@ impl QueueError {
     }
 }
 
+impl From<vttiro_sql::SqlError> for QueueError {
+    fn from(e: vttiro_sql::SqlError) -> Self {
+        QueueError::Storage(e.0)
+    }
+}
+
 impl From<rusqlite::Error> for QueueError {
     fn from(e: rusqlite::Error) -> Self {
         QueueError::Storage(e.to_string())

@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 use vttiro_core::ErrorCode;
 
 use crate::model::*;
-use crate::sql::{vals, Backend, Row, RowExt, Tx};
 use crate::QueuePolicy;
+use vttiro_sql::{vals, Backend, Row, RowExt, Tx};
 
 pub(crate) const JOB_COLUMNS: &str =
     "id, tenant, state, spec, media, idempotency_key, attempts, max_attempts, \
@@ -86,12 +86,15 @@ fn new_id(now: Millis) -> String {
     out
 }
 
+/// The lock id submissions that enforce the queue limit serialise on (PostgreSQL).
+const SUBMISSION_LOCK: i64 = 8536495413944041474;
+
 impl<B: Backend> SqlQueue<B> {
     fn transaction<T>(
         &self,
         mut body: impl FnMut(&mut dyn Tx, Millis) -> Result<T, QueueError>,
     ) -> Result<T, QueueError> {
-        self.backend.transaction(&*self.clock, &mut body)
+        self.backend.transaction(&|| self.clock.now_ms(), &mut body)
     }
 
     fn load(&self, tx: &mut dyn Tx, id: &str) -> Result<Job, QueueError> {
@@ -189,7 +192,7 @@ impl<B: Backend> SqlQueue<B> {
     /// Work may be waiting: wake idle workers elsewhere once this transaction commits.
     fn announce(&self, tx: &mut dyn Tx) -> Result<(), QueueError> {
         if let Some(sql) = self.backend.notify_sql() {
-            tx.execute(sql, &[])?;
+            tx.execute(&sql, &[])?;
         }
         Ok(())
     }
@@ -292,8 +295,9 @@ impl<B: Backend> JobQueue for SqlQueue<B> {
                 }
             }
             if let Some(limit) = self.policy.max_queued {
-                if let Some(serialize) = B::DIALECT.serialize_submissions {
-                    tx.execute(serialize, &[])?;
+                // Concurrent submitters count one after another.
+                if let Some(serialize) = B::DIALECT.serialize {
+                    tx.execute(serialize, vals![SUBMISSION_LOCK])?;
                 }
                 let queued = tx
                     .query_one("SELECT COUNT(*) FROM jobs WHERE state = 'queued'", &[])?

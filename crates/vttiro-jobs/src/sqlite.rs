@@ -4,13 +4,12 @@
 //! needed); several processes may share the file.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use rusqlite::{types::ValueRef, Connection, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
+use vttiro_sql::Sqlite;
 
 use crate::model::*;
-use crate::sql::{Backend, Dialect, Row, Tx, Val};
 use crate::{QueuePolicy, SqlQueue};
 
 const SCHEMA: &str = "
@@ -79,28 +78,19 @@ CREATE TABLE IF NOT EXISTS events (
 /// The queue on one SQLite file.
 pub type SqliteQueue = SqlQueue<Sqlite>;
 
-pub struct Sqlite {
-    connection: Mutex<Connection>,
-}
-
 impl SqlQueue<Sqlite> {
     pub fn open(
         path: &Path,
         clock: Arc<dyn Clock>,
         policy: QueuePolicy,
     ) -> Result<SqliteQueue, QueueError> {
-        let mut connection = Connection::open(path)
-            .map_err(|e| QueueError::Storage(format!("{}: {e}", path.display())))?;
-        connection.busy_timeout(Duration::from_secs(10))?;
-        connection.pragma_update(None, "journal_mode", "WAL")?;
-        connection.pragma_update(None, "synchronous", "FULL")?;
-        connection.pragma_update(None, "foreign_keys", "ON")?;
-        connection.execute_batch(SCHEMA)?;
-        migrate(&mut connection)?;
+        let backend = Sqlite::open(path)?;
+        backend.with_connection(|connection| {
+            connection.execute_batch(SCHEMA)?;
+            migrate(connection)
+        })?;
         Ok(SqlQueue {
-            backend: Sqlite {
-                connection: Mutex::new(connection),
-            },
+            backend,
             clock,
             policy,
         })
@@ -109,22 +99,14 @@ impl SqlQueue<Sqlite> {
     /// Writes a consistent copy of the live database to `target` (which must not exist):
     /// `VACUUM INTO` reads one snapshot while other processes keep writing.
     pub fn snapshot(&self, target: &Path) -> Result<(), QueueError> {
-        let connection = self
-            .backend
-            .connection
-            .lock()
-            .map_err(|_| QueueError::Storage("connection lock poisoned".into()))?;
-        connection
-            .execute("VACUUM INTO ?1", [target.to_string_lossy()])
-            .map_err(|e| QueueError::Storage(format!("{}: {e}", target.display())))?;
-        Ok(())
+        Ok(self.backend.snapshot(target)?)
     }
 }
 
 /// Brings a database made by an older version up to [`SCHEMA`]. Each step checks before
 /// it alters, inside one immediate transaction, so processes opening the same old file
 /// at once add each column exactly once.
-fn migrate(connection: &mut Connection) -> Result<(), QueueError> {
+fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let has_trace_parent: bool = tx.query_row(
         "SELECT COUNT(*) > 0 FROM pragma_table_info('jobs') WHERE name = 'trace_parent'",
@@ -136,80 +118,4 @@ fn migrate(connection: &mut Connection) -> Result<(), QueueError> {
     }
     tx.commit()?;
     Ok(())
-}
-
-/// `$1` placeholders (the queue's) as SQLite's `?1`.
-fn sqlite_placeholders(sql: &str) -> String {
-    sql.replace('$', "?")
-}
-
-fn to_sqlite(value: &Val) -> rusqlite::types::Value {
-    use rusqlite::types::Value;
-    match value {
-        Val::Null => Value::Null,
-        Val::Int(v) => Value::Integer(*v),
-        Val::Real(v) => Value::Real(*v),
-        Val::Text(v) => Value::Text(v.clone()),
-        Val::Blob(v) => Value::Blob(v.clone()),
-    }
-}
-
-fn row_values(row: &rusqlite::Row<'_>, columns: usize) -> rusqlite::Result<Row> {
-    (0..columns)
-        .map(|i| {
-            Ok(match row.get_ref(i)? {
-                ValueRef::Null => Val::Null,
-                ValueRef::Integer(v) => Val::Int(v),
-                ValueRef::Real(v) => Val::Real(v),
-                ValueRef::Text(v) => Val::Text(String::from_utf8_lossy(v).into_owned()),
-                ValueRef::Blob(v) => Val::Blob(v.to_vec()),
-            })
-        })
-        .collect()
-}
-
-struct SqliteTx<'a>(&'a rusqlite::Transaction<'a>);
-
-impl Tx for SqliteTx<'_> {
-    fn execute(&mut self, sql: &str, params: &[Val]) -> Result<u64, QueueError> {
-        let params: Vec<_> = params.iter().map(to_sqlite).collect();
-        Ok(self.0.execute(
-            &sqlite_placeholders(sql),
-            rusqlite::params_from_iter(params),
-        )? as u64)
-    }
-
-    fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, QueueError> {
-        let params: Vec<_> = params.iter().map(to_sqlite).collect();
-        let mut statement = self.0.prepare_cached(&sqlite_placeholders(sql))?;
-        let columns = statement.column_count();
-        let rows = statement.query_map(rusqlite::params_from_iter(params), |row| {
-            row_values(row, columns)
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-}
-
-impl Backend for Sqlite {
-    const DIALECT: Dialect = Dialect {
-        lock_rows: "",
-        skip_locked: "",
-        serialize_submissions: None,
-    };
-
-    fn transaction<T>(
-        &self,
-        clock: &dyn Clock,
-        body: &mut dyn FnMut(&mut dyn Tx, Millis) -> Result<T, QueueError>,
-    ) -> Result<T, QueueError> {
-        let mut connection = self
-            .connection
-            .lock()
-            .map_err(|_| QueueError::Storage("connection lock poisoned".into()))?;
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let now = clock.now_ms();
-        let value = body(&mut SqliteTx(&transaction), now)?;
-        transaction.commit()?;
-        Ok(value)
-    }
 }

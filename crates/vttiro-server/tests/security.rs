@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -626,8 +626,39 @@ fn the_retention_sweeper_erases_media_then_jobs_on_schedule() {
 }
 
 /// Saves its transcript as a checkpoint and fails the first attempt; the retry answers
-/// from the checkpoint alone.
-struct CheckpointRunner;
+/// from the checkpoint alone, after noting what the data directory holds at that moment
+/// (the sealed checkpoints are gone once the job succeeds).
+#[derive(Default)]
+struct CheckpointRunner {
+    data_dir: std::sync::OnceLock<std::path::PathBuf>,
+    files_during_retry: Mutex<Vec<std::path::PathBuf>>,
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            if entry.path().is_dir() {
+                pending.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    files
+}
+
+fn assert_no_transcript(files: &[std::path::PathBuf]) {
+    for file in files {
+        let bytes = std::fs::read(file).unwrap_or_default();
+        assert!(
+            !bytes.windows(SPOKEN.len()).any(|w| w == SPOKEN.as_bytes()),
+            "{} holds the transcript",
+            file.display()
+        );
+    }
+}
 
 const SPOKEN: &str = "words nobody outside should read";
 
@@ -644,6 +675,9 @@ impl JobRunner for CheckpointRunner {
                 message: "the engine fell over".into(),
             });
         };
+        let files = files_under(self.data_dir.get().expect("set before submitting"));
+        assert_no_transcript(&files);
+        *self.files_during_retry.lock().unwrap() = files;
         Ok(RunOutput {
             files: request
                 .formats
@@ -658,7 +692,9 @@ impl JobRunner for CheckpointRunner {
 #[test]
 fn on_an_encrypted_store_checkpoints_and_results_are_unreadable_on_disk() {
     let (keys, _) = vttiro_storage::KeyRing::generate("k1").unwrap();
-    let service = Service::start_encrypted(1, Arc::new(CheckpointRunner), Arc::new(keys));
+    let runner = Arc::new(CheckpointRunner::default());
+    let service = Service::start_encrypted(1, runner.clone(), Arc::new(keys));
+    runner.data_dir.set(service.data_dir.clone()).unwrap();
     let (headers, body) = multipart(&[], &wav(1));
     let created: Value =
         serde_json::from_slice(&send("POST", &service.url("/v1/jobs"), &headers, body).body)
@@ -672,32 +708,24 @@ fn on_an_encrypted_store_checkpoints_and_results_are_unreadable_on_disk() {
     );
     let result = get(&service.url(&format!("/v1/jobs/{id}/result?format=vtt")));
     assert_eq!(result.text(), SPOKEN);
-    let mut files = Vec::new();
-    let mut pending = vec![service.data_dir.clone()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            if entry.path().is_dir() {
-                pending.push(entry.path());
-            } else {
-                files.push(entry.path());
-            }
-        }
-    }
+    // While the retry ran, the checkpoint was a sealed object in the store.
+    let during = runner.files_during_retry.lock().unwrap().clone();
     assert!(
-        files
+        during.iter().any(|f| f
+            .to_string_lossy()
+            .contains(&format!("jobs/{id}/checkpoints/"))),
+        "{during:?}"
+    );
+    // Once the job succeeded its checkpoints went, and nothing left holds the transcript.
+    let after = files_under(&service.data_dir);
+    assert!(
+        !after
             .iter()
             .any(|f| f.to_string_lossy().contains("/checkpoints/")),
-        "{files:?}"
+        "{after:?}"
     );
-    for file in files {
-        let bytes = std::fs::read(&file).unwrap();
-        assert!(
-            !bytes.windows(SPOKEN.len()).any(|w| w == SPOKEN.as_bytes()),
-            "{} holds the transcript",
-            file.display()
-        );
-    }
-    // DELETE erases the checkpoints with everything else.
+    assert_no_transcript(&after);
+    // DELETE erases the rest.
     assert_eq!(
         method("DELETE", &service.url(&format!("/v1/jobs/{id}"))).status,
         204

@@ -1,10 +1,34 @@
-//! What the queue needs from a SQL database, so one implementation of the queue's logic
-//! ([`crate::SqlQueue`]) runs on SQLite and PostgreSQL alike: a transaction that executes
-//! statements and returns rows of plain values, and the few phrases the dialects spell
-//! differently. Statements are written with `$1`-style placeholders (PostgreSQL's); the
-//! SQLite backend rewrites them to `?1`.
+//! vttiro-sql owns the one way vttiro's stores talk to a SQL database, so each store's
+//! logic (the job queue, the key and audit store) is written once and runs on SQLite and
+//! PostgreSQL alike: a transaction that executes statements and returns rows of plain
+//! values ([`Tx`], [`Val`]), the few phrases the dialects spell differently ([`Dialect`]),
+//! and the two backends — [`Sqlite`] (one file, WAL, immediate transactions, several
+//! processes per file) and [`Postgres`] (a reconnecting pool, TLS with ring, transactions
+//! rerun on serialization failures and deadlocks, versioned expand-only migrations,
+//! `LISTEN/NOTIFY`). Statements are written with `$1`-style placeholders (PostgreSQL's);
+//! the SQLite backend rewrites them to `?1`.
+//!
+//! It must not know what the stores keep: no table of theirs appears here.
 
-use crate::model::{Millis, QueueError};
+mod postgres;
+mod sqlite;
+
+pub use crate::postgres::Postgres;
+pub use crate::sqlite::Sqlite;
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+/// A database failure, named in one line (never with the connection URL or a password).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct SqlError(pub String);
+
+impl From<rusqlite::Error> for SqlError {
+    fn from(e: rusqlite::Error) -> Self {
+        SqlError(format!("sqlite: {e}"))
+    }
+}
 
 /// One SQL value, bound as a parameter or read from a row.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,10 +89,10 @@ impl<T: Into<Val>> From<Option<T>> for Val {
 }
 
 /// Builds a parameter list: `vals![a, b, c]`.
+#[macro_export]
 macro_rules! vals {
-    ($($value:expr),* $(,)?) => { &[$($crate::sql::Val::from($value)),*][..] };
+    ($($value:expr),* $(,)?) => { &[$($crate::Val::from($value)),*][..] };
 }
-pub(crate) use vals;
 
 pub type Row = Vec<Val>;
 
@@ -126,10 +150,10 @@ impl RowExt for Row {
 
 /// An open transaction.
 pub trait Tx {
-    fn execute(&mut self, sql: &str, params: &[Val]) -> Result<u64, QueueError>;
-    fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, QueueError>;
+    fn execute(&mut self, sql: &str, params: &[Val]) -> Result<u64, SqlError>;
+    fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, SqlError>;
 
-    fn query_one(&mut self, sql: &str, params: &[Val]) -> Result<Option<Row>, QueueError> {
+    fn query_one(&mut self, sql: &str, params: &[Val]) -> Result<Option<Row>, SqlError> {
         Ok(self.query(sql, params)?.into_iter().next())
     }
 }
@@ -142,22 +166,25 @@ pub struct Dialect {
     pub lock_rows: &'static str,
     /// Appended to a `SELECT` that picks work, so concurrent workers skip each other's rows.
     pub skip_locked: &'static str,
-    /// Run first in a submission that enforces the queue limit, so concurrent submitters
-    /// count one after another.
-    pub serialize_submissions: Option<&'static str>,
+    /// A statement taking one `BIGINT` lock id (`$1`) that, run first, makes transactions
+    /// naming the same id run one after another. SQLite needs none: its write
+    /// transactions already do.
+    pub serialize: Option<&'static str>,
 }
 
-/// A database the queue can run transactions on.
+/// A database a store can run transactions on.
 pub trait Backend: Send + Sync {
     const DIALECT: Dialect;
 
-    /// Runs `body` in one transaction at time `now` (read from `clock` once the
-    /// transaction holds its locks), committing when it returns `Ok`.
-    fn transaction<T>(
+    /// Runs `body` in one transaction at the time `now` says (read once the transaction
+    /// has begun), committing when it returns `Ok`. On PostgreSQL, a body that failed on
+    /// a serialization failure, a deadlock or a unique violation runs again (so it must
+    /// not have effects outside the transaction).
+    fn transaction<T, E: From<SqlError>>(
         &self,
-        clock: &dyn crate::Clock,
-        body: &mut dyn FnMut(&mut dyn Tx, Millis) -> Result<T, QueueError>,
-    ) -> Result<T, QueueError>;
+        now: &dyn Fn() -> Millis,
+        body: &mut dyn FnMut(&mut dyn Tx, Millis) -> Result<T, E>,
+    ) -> Result<T, E>;
 
     /// Blocks until new work may be waiting or `timeout` passes.
     fn wait_for_work(&self, timeout: std::time::Duration) {
@@ -165,7 +192,7 @@ pub trait Backend: Send + Sync {
     }
 
     /// Tells waiting workers that work may be waiting, once the current transaction commits.
-    fn notify_sql(&self) -> Option<&'static str> {
+    fn notify_sql(&self) -> Option<String> {
         None
     }
 }
