@@ -313,6 +313,27 @@ fn bad_locations_are_named() {
             .starts_with("storage location s3://bucket: option \"aws_no_such_option\""),
         "{err}"
     );
+    // Each cloud's URL opens without touching the network (credentials are fetched, from
+    // the environment or workload identity, at the first request).
+    for (location, options) in [
+        ("gs://vttiro-media/prod", vec![]),
+        (
+            "az://vttiro-media/prod",
+            vec![(
+                "azure_storage_account_name".to_string(),
+                "vttiromedia".to_string(),
+            )],
+        ),
+        (
+            "s3://vttiro-media/prod",
+            vec![("aws_region".to_string(), "eu-west-1".to_string())],
+        ),
+    ] {
+        let store = Store::open_location_with(location, &options, None)
+            .unwrap_or_else(|e| panic!("{location}: {e}"));
+        assert!(store.is_remote());
+        assert_eq!(store.location(), location);
+    }
     // A directory path or file:// URL is a local store.
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_location(&format!("file://{}", dir.path().display()), None).unwrap();
