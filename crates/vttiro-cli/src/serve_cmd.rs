@@ -189,16 +189,8 @@ pub(crate) fn open_store(args: &WorkerArgs, dir: &Path) -> Result<Store, String>
     .map_err(|e| e.to_string())
 }
 
-/// Where the job queue and the auth tables live when not in the data directory.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Database<'a> {
-    pub url: Option<&'a str>,
-    pub ca_file: Option<&'a Path>,
-}
-
-/// The auth database beside the job queue — `auth.db` in the data directory, or the
-/// queue's PostgreSQL database — keyed by the data directory's auth secret.
-pub(crate) fn open_auth(dir: &Path, database: Database<'_>) -> Result<vttiro_auth::AuthDb, String> {
+/// The key-digest secret in `<dir>/auth-secret`, generated (mode 0600) on first use.
+fn data_dir_auth_secret(dir: &Path) -> Result<Vec<u8>, String> {
     let path = dir.join("auth-secret");
     let mut failure = None;
     let text = shared_secret_file(&path, || {
@@ -210,8 +202,26 @@ pub(crate) fn open_auth(dir: &Path, database: Database<'_>) -> Result<vttiro_aut
     if let Some(reason) = failure {
         return Err(reason);
     }
-    let secret =
-        vttiro_auth::parse_server_secret(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    vttiro_auth::parse_server_secret(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Where the job queue and the auth tables live when not in the data directory.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Database<'a> {
+    pub url: Option<&'a str>,
+    pub ca_file: Option<&'a Path>,
+}
+
+/// The auth database beside the job queue — `auth.db` in the data directory, or the
+/// queue's PostgreSQL database — keyed by `VTTIRO_AUTH_SECRET` (base64 of at least 32
+/// bytes), else the data directory's `auth-secret` file.
+pub(crate) fn open_auth(dir: &Path, database: Database<'_>) -> Result<vttiro_auth::AuthDb, String> {
+    let secret = match std::env::var("VTTIRO_AUTH_SECRET") {
+        // From a secret manager: processes on machines that share no volume still agree.
+        Ok(text) => vttiro_auth::parse_server_secret(&text)
+            .map_err(|e| format!("VTTIRO_AUTH_SECRET: {e}"))?,
+        Err(_) => data_dir_auth_secret(dir)?,
+    };
     match database.url {
         Some(url) => vttiro_auth::AuthDb::connect(url, database.ca_file, &secret)
             .map_err(|e| format!("--database-url: {e}")),

@@ -38,6 +38,7 @@ const VALUES_FILES: [&str; 4] = [
 /// Settings no shipped values file turns on, so that their templates are checked too.
 const OPTIONS_VALUES: &str = r#"
 secrets:
+  authSecretKey: auth-secret
   externalSecret:
     enabled: true
     secretStoreRef: {kind: ClusterSecretStore, name: aws-secrets-manager}
@@ -1272,6 +1273,12 @@ fn the_cloud_values_files_keep_media_in_object_storage_with_workload_identity() 
         assert_eq!(
             env_str(c, "AWS_ENDPOINT"),
             Some("https://minio.storage:9000")
+        );
+        // The digest secret from the Secret, so no pod depends on the volume's copy.
+        assert_eq!(
+            env_value(c, "VTTIRO_AUTH_SECRET").unwrap()["valueFrom"]["secretKeyRef"]["key"]
+                .as_str(),
+            Some("auth-secret")
         );
         assert_eq!(
             c["envFrom"],

@@ -212,15 +212,21 @@ fn vttiro(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
 }
 
 /// On PostgreSQL, keys, usage and the audit chain live in the database too: a key the CLI
-/// makes works on the API at once, its revocation too, the API's audit entries are rows
-/// in PostgreSQL that `vttiro audit verify` checks, and no `auth.db` appears.
+/// makes on another machine (another data directory, the same `VTTIRO_AUTH_SECRET`) works
+/// on the API at once, its revocation too, the API's audit entries are rows in PostgreSQL
+/// that `vttiro audit verify` checks, and no `auth.db` or `auth-secret` file appears.
 #[test]
 fn keys_usage_and_the_audit_log_live_in_postgres() {
     let database = vttiro_fixtures::postgres_database();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let data_arg = data.to_string_lossy().into_owned();
-    let env = [("VTTIRO_DATABASE_URL", database.url.as_str())];
+    let admin_data = dir.path().join("admin");
+    let data_arg = admin_data.to_string_lossy().into_owned();
+    let secret = vttiro_auth::new_server_secret().unwrap();
+    let env = [
+        ("VTTIRO_DATABASE_URL", database.url.as_str()),
+        ("VTTIRO_AUTH_SECRET", secret.as_str()),
+    ];
     let api = start_with_env(
         &["serve", "--workers", "1", "--listen", "127.0.0.1:0"],
         &data,
@@ -262,7 +268,10 @@ fn keys_usage_and_the_audit_log_live_in_postgres() {
     let done = service::wait_final_as(&api.base, Some(&token), id, Duration::from_secs(300));
     assert_eq!(done["state"], "succeeded", "{done}");
 
-    assert!(!data.join("auth.db").exists(), "the keys went to SQLite");
+    for dir in [&data, &admin_data] {
+        assert!(!dir.join("auth.db").exists(), "the keys went to SQLite");
+        assert!(!dir.join("auth-secret").exists(), "a secret was generated");
+    }
     assert_eq!(
         database
             .psql("SELECT count(*) FROM audit WHERE action = 'job.create' AND tenant = 'acme'")

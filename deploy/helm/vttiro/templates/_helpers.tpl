@@ -177,6 +177,13 @@ topologySpreadConstraints:
       name: {{ .Values.secrets.existingSecret }}
       key: {{ .Values.secrets.webhookSecretKey }}
 {{- end }}
+{{- if .Values.secrets.authSecretKey }}
+- name: VTTIRO_AUTH_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.secrets.existingSecret }}
+      key: {{ .Values.secrets.authSecretKey }}
+{{- end }}
 {{- if .Values.encryption.enabled }}
 - name: VTTIRO_MASTER_KEY_FILE
   value: /run/vttiro/keys/master-keys
