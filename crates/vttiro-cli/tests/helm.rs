@@ -461,10 +461,19 @@ fn lint_rejects_values_the_schema_refuses() {
 /// need more than the schema are checked where they bite: `helm template` (and install).
 #[test]
 fn template_refuses_values_that_cannot_work_together() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (
             &["--set", "persistence.accessModes={ReadWriteOnce}"],
             "must include ReadWriteMany",
+        ),
+        (
+            &[
+                "--set",
+                "persistence.enabled=false",
+                "--set",
+                "objectStorage.url=s3://media/vttiro",
+            ],
+            "persistence.enabled=false needs objectStorage.url, secrets.authSecretKey",
         ),
         (
             &[
@@ -1265,6 +1274,37 @@ fn the_cloud_values_files_keep_media_in_object_storage_with_workload_identity() 
     }
     let default = rendered_named("values.yaml");
     assert!(env_str(main_container(api(default), "api"), "VTTIRO_STORE").is_none());
+    // With objects in a bucket and both secrets from the Secret, no data claim is needed.
+    let volumeless = render(
+        &[],
+        &[
+            "--set",
+            "persistence.enabled=false",
+            "--set",
+            "objectStorage.url=s3://media/vttiro",
+            "--set",
+            "secrets.authSecretKey=auth-secret",
+            "--set",
+            "secrets.webhookSecretKey=webhook-secret",
+        ],
+    );
+    let yaml = text(&volumeless);
+    assert!(volumeless.status.success(), "{yaml}");
+    let docs = parse_documents(&String::from_utf8_lossy(&volumeless.stdout));
+    let claims: Vec<&str> = docs
+        .iter()
+        .filter(|d| kind(d) == "PersistentVolumeClaim")
+        .map(|d| name(d))
+        .collect();
+    assert!(claims.iter().all(|c| !c.ends_with("-data")), "{claims:?}");
+    for d in docs.iter().filter(|d| kind(d) == "Deployment") {
+        let volumes = d["spec"]["template"]["spec"]["volumes"]
+            .as_sequence()
+            .unwrap();
+        let data = volumes.iter().find(|v| v["name"] == "data").unwrap();
+        assert!(data["persistentVolumeClaim"].is_null(), "{}", name(d));
+        assert!(!data["emptyDir"].is_null(), "{}", name(d));
+    }
     // An S3-compatible server with static keys from a Secret.
     let options = rendered_named("options");
     for (deployment, container) in [(api(options), "api"), (worker(options), "worker")] {

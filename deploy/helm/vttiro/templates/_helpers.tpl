@@ -275,7 +275,10 @@ into a memory-backed emptyDir with mode 0400, owned by 10001.
 {{- if and (not .Values.model.persistence.enabled) (not .Values.model.pull.enabled) }}
 {{- fail "model.persistence.enabled=false gives each worker an empty cache: keep model.pull.enabled" }}
 {{- end }}
-{{- if and (not .Values.persistence.existingClaim) (not (has "ReadWriteMany" .Values.persistence.accessModes)) }}
+{{- if and (not .Values.persistence.enabled) (not (and .Values.objectStorage.url .Values.secrets.authSecretKey .Values.secrets.webhookSecretKey)) }}
+{{- fail "persistence.enabled=false needs objectStorage.url, secrets.authSecretKey and secrets.webhookSecretKey: otherwise objects or generated secrets would live on a volume each pod has its own copy of" }}
+{{- end }}
+{{- if and .Values.persistence.enabled (not .Values.persistence.existingClaim) (not (has "ReadWriteMany" .Values.persistence.accessModes)) }}
 {{- fail "persistence.accessModes must include ReadWriteMany: API and worker pods on different nodes share the data volume" }}
 {{- end }}
 {{- end }}
