@@ -1294,7 +1294,7 @@ fn the_cloud_values_files_keep_media_in_object_storage_with_workload_identity() 
     let claims: Vec<&str> = docs
         .iter()
         .filter(|d| kind(d) == "PersistentVolumeClaim")
-        .map(|d| name(d))
+        .map(name)
         .collect();
     assert!(claims.iter().all(|c| !c.ends_with("-data")), "{claims:?}");
     for d in docs.iter().filter(|d| kind(d) == "Deployment") {
