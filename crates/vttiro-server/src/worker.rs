@@ -264,7 +264,8 @@ fn run_one(shared: &Shared, lease: Lease) {
     match recorded {
         Ok(job) => {
             tracing::info!(job = %id, state = job.state.as_str(), "job recorded");
-            if job.state.is_final() {
+            // A success's checkpoints went before it was recorded (above).
+            if job.state.is_final() && job.state != JobState::Succeeded {
                 drop_checkpoint_objects(shared, &id);
             }
             let outcome = match job.state {

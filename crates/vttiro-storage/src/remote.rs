@@ -319,13 +319,13 @@ impl RemoteWriter {
                 .map_err(|e| StorageError::Io(e.to_string()))?;
         }
         let key = self.path.as_ref().to_string();
-        let current = self.remote.head_path(&self.path)?;
         let allowed = match &mode {
             PutMode::Overwrite => true,
-            PutMode::Create => current.is_none(),
-            PutMode::Update(UpdateVersion { e_tag, .. }) => {
-                current.is_some_and(|meta| meta.e_tag == *e_tag)
-            }
+            PutMode::Create => self.remote.head_path(&self.path)?.is_none(),
+            PutMode::Update(UpdateVersion { e_tag, .. }) => self
+                .remote
+                .head_path(&self.path)?
+                .is_some_and(|meta| meta.e_tag == *e_tag),
         };
         let mut upload = self.upload.take().expect("a multipart upload was started");
         if !allowed {
