@@ -98,12 +98,19 @@ impl S3Server {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let mut url = format!("{}/{bucket}?list-type=2", self.endpoint());
+            let mut request = ureq::get(&format!("{}/{bucket}", self.endpoint()))
+                .query("list-type", "2")
+                .header("Authorization", AUTHORIZATION);
             if let Some(token) = &token {
-                url.push_str("&continuation-token=");
-                url.push_str(&percent_encode(token));
+                // ureq percent-encodes query values.
+                request = request.query("continuation-token", token);
             }
-            let body = self.get(&url);
+            let body = request
+                .call()
+                .unwrap_or_else(|e| panic!("listing {bucket}: {e}"))
+                .into_body()
+                .read_to_string()
+                .unwrap();
             keys.extend(elements(&body, "Key"));
             token = elements(&body, "NextContinuationToken").into_iter().next();
             if token.is_none() {
@@ -169,16 +176,5 @@ fn elements(xml: &str, name: &str) -> Vec<String> {
     xml.split(&open)
         .skip(1)
         .filter_map(|rest| rest.split_once(&close).map(|(text, _)| text.to_string()))
-        .collect()
-}
-
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
         .collect()
 }

@@ -239,9 +239,7 @@ impl Store {
     /// A store that seals every object it writes under `keys`' current master key and
     /// reads objects sealed under any key in `keys`, or written in plaintext.
     pub fn open_encrypted(root: &Path, keys: Arc<KeyRing>) -> Result<Store, StorageError> {
-        let mut store = Store::open(root)?;
-        store.keys = Some(keys);
-        Ok(store)
+        Store::open_directory(root, Some(keys))
     }
 
     /// The store at `location`: a directory (a plain path or `file://` URL), or a bucket —

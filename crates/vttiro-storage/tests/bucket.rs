@@ -10,17 +10,9 @@ use std::sync::Arc;
 use vttiro_fixtures::S3Server;
 use vttiro_storage::*;
 
-const LIMIT: u64 = 64 << 20;
+mod common;
 
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    (0..len).map(|_| rng.u8(..)).collect()
-}
-
-fn key(id: &str) -> (Arc<KeyRing>, String) {
-    let (ring, spec) = KeyRing::generate(id).unwrap();
-    (Arc::new(ring), spec)
-}
+use common::{key, random_bytes, ring, LIMIT};
 
 fn open(server: &S3Server, location: &str, keys: Option<Arc<KeyRing>>) -> Store {
     Store::open_location_with(location, &server.options(), keys).unwrap()
@@ -262,7 +254,7 @@ fn rotation_rewraps_objects_in_the_bucket() {
         .unwrap();
     let body_before = server.object("rotate", "jobs/a/large")[SEALED_HEADER_LEN..].to_vec();
 
-    let both = Arc::new(KeyRing::parse(&format!("{new_spec},{old_spec}")).unwrap());
+    let both = ring(&format!("{new_spec},{old_spec}"));
     let report = open(&server, &bucket, Some(both)).rotate().unwrap();
     assert_eq!(
         report,
@@ -277,11 +269,7 @@ fn rotation_rewraps_objects_in_the_bucket() {
         body_before[..],
         "re-wrapping leaves the body alone"
     );
-    let only_new = open(
-        &server,
-        &bucket,
-        Some(Arc::new(KeyRing::parse(&new_spec).unwrap())),
-    );
+    let only_new = open(&server, &bucket, Some(ring(&new_spec)));
     assert_eq!(read_all(&only_new, "jobs/a/small").unwrap(), small);
     assert_eq!(read_all(&only_new, "jobs/a/large").unwrap(), large);
     assert_eq!(read_all(&only_new, "jobs/b/legacy").unwrap(), legacy);

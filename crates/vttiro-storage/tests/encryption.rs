@@ -5,28 +5,14 @@
 use std::collections::HashSet;
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use vttiro_core::ErrorCode;
 use vttiro_storage::*;
 
 const TAG: usize = 16;
-const LIMIT: u64 = 64 << 20;
+mod common;
 
-/// A keyring of one freshly generated key, and its spec.
-fn key(id: &str) -> (Arc<KeyRing>, String) {
-    let (ring, spec) = KeyRing::generate(id).unwrap();
-    (Arc::new(ring), spec)
-}
-
-fn ring(spec: &str) -> Arc<KeyRing> {
-    Arc::new(KeyRing::parse(spec).unwrap())
-}
-
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    (0..len).map(|_| rng.u8(..)).collect()
-}
+use common::{key, random_bytes, ring, LIMIT};
 
 fn read_all(store: &Store, key: &str) -> Result<Vec<u8>, StorageError> {
     let mut reader = store.open_read(key)?;
