@@ -179,14 +179,14 @@ pub(crate) fn master_keys(args: &WorkerArgs) -> Result<Option<Arc<KeyRing>>, Str
 }
 
 /// The object store (`--store`, else the data directory's), encrypted when master keys
-/// are configured.
-pub(crate) fn open_store(args: &WorkerArgs, dir: &Path) -> Result<Store, String> {
-    let keys = master_keys(args)?;
+/// are configured. Unusable settings fail as invalid arguments, not storage failures.
+fn open_store(args: &WorkerArgs, dir: &Path) -> Result<Store, (ErrorCode, String)> {
+    let keys = master_keys(args).map_err(|e| (ErrorCode::InvalidArgument, e))?;
     match &args.store {
         Some(location) => Store::open_location(location, keys),
         None => Store::open_directory(&dir.join("store"), keys),
     }
-    .map_err(|e| e.to_string())
+    .map_err(|e| (e.code(), e.to_string()))
 }
 
 /// The key-digest secret in `<dir>/auth-secret`, generated (mode 0600) on first use.
@@ -239,15 +239,26 @@ fn objects_elsewhere(store: &Store) -> String {
 }
 
 /// `max_queued`: the API's admission limit (workers submit nothing, so they pass `None`).
-fn open_backend(args: &WorkerArgs, max_queued: Option<u64>) -> Result<Backend, String> {
+/// What the process could not open, with the exit code it earns: bad settings are
+/// invalid arguments, everything else a storage failure.
+fn open_backend(
+    args: &WorkerArgs,
+    max_queued: Option<u64>,
+) -> Result<Backend, (ErrorCode, String)> {
+    let storage = |message: String| (ErrorCode::StorageFailed, message);
     let dir = data_dir(args);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| storage(format!("{}: {e}", dir.display())))?;
     if args.lease_secs < 3 {
-        return Err(format!(
-            "--lease-secs {}: use at least 3 (heartbeats come every third of it)",
-            args.lease_secs
+        return Err((
+            ErrorCode::InvalidArgument,
+            format!(
+                "--lease-secs {}: use at least 3 (heartbeats come every third of it)",
+                args.lease_secs
+            ),
         ));
     }
+    // Settings are checked (the store's location and keys) before anything is opened.
+    let store = open_store(args, &dir)?;
     let policy = QueuePolicy {
         lease_ms: args.lease_secs as i64 * 1000,
         max_queued,
@@ -261,21 +272,23 @@ fn open_backend(args: &WorkerArgs, max_queued: Option<u64>) -> Result<Backend, S
                 Arc::new(SystemClock),
                 policy,
             )
-            .map_err(|e| format!("--database-url: {e}"))?,
+            .map_err(|e| (e.code(), format!("--database-url: {e}")))?,
         ),
         None => Arc::new(
             SqliteQueue::open(&dir.join("jobs.db"), Arc::new(SystemClock), policy)
-                .map_err(|e| e.to_string())?,
+                .map_err(|e| (e.code(), e.to_string()))?,
         ),
     };
-    let store = open_store(args, &dir)?;
-    let auth = Arc::new(open_auth(
-        &dir,
-        Database {
-            url: args.database_url.as_deref(),
-            ca_file: args.database_ca_file.as_deref(),
-        },
-    )?);
+    let auth = Arc::new(
+        open_auth(
+            &dir,
+            Database {
+                url: args.database_url.as_deref(),
+                ca_file: args.database_ca_file.as_deref(),
+            },
+        )
+        .map_err(storage)?,
+    );
     // A process killed mid-write leaves hidden part files; an hour is longer than any
     // live writer keeps one (uploads stream at wire speed, results are small).
     match store.sweep_partials(Duration::from_secs(3600)) {
@@ -386,9 +399,9 @@ fn start_workers(args: &WorkerArgs, backend: &Backend, base: &RawConfig) -> vtti
 pub fn serve(args: &ServeArgs, base: &RawConfig) -> i32 {
     let backend = match open_backend(&args.workers, Some(args.max_queued)) {
         Ok(b) => b,
-        Err(message) => {
+        Err((code, message)) => {
             eprintln!("error: {message}");
-            return ErrorCode::StorageFailed.exit_code();
+            return code.exit_code();
         }
     };
     let dispatcher = match start_dispatcher(&args.workers, &backend) {
@@ -533,9 +546,9 @@ fn authenticator(
 pub fn worker(args: &WorkerArgs, base: &RawConfig) -> i32 {
     let backend = match open_backend(args, None) {
         Ok(b) => b,
-        Err(message) => {
+        Err((code, message)) => {
             eprintln!("error: {message}");
-            return ErrorCode::StorageFailed.exit_code();
+            return code.exit_code();
         }
     };
     let dispatcher = match start_dispatcher(args, &backend) {

@@ -117,3 +117,60 @@ fn json_logs_name_the_request_and_the_job_on_every_line() {
         "no pipeline line names {id}:\n{log}"
     );
 }
+
+/// Settings that cannot work are usage errors (exit 2), named in one line; a database that
+/// cannot be reached is a storage failure (exit 53). Nothing is started either way.
+#[test]
+fn unusable_settings_and_unreachable_storage_exit_with_their_own_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_string_lossy().into_owned();
+    let cases: [(&[&str], i32, &str); 4] = [
+        (
+            &[
+                "serve",
+                "--open",
+                "--listen",
+                "127.0.0.1:0",
+                "--store",
+                "ftp://host/x",
+            ],
+            2,
+            "error: storage location ftp://host/x: unsupported scheme \"ftp\"",
+        ),
+        (
+            &["worker", "--lease-secs", "1"],
+            2,
+            "error: --lease-secs 1: use at least 3",
+        ),
+        (
+            &["worker", "--master-key", "k1:not-a-key"],
+            2,
+            "error: VTTIRO_MASTER_KEY:",
+        ),
+        (
+            &[
+                "worker",
+                "--database-url",
+                "postgres://nobody@127.0.0.1:1/x",
+            ],
+            53,
+            "error: --database-url: job queue storage: postgres:",
+        ),
+    ];
+    for (args, code, said) in cases {
+        let opened = code == 53;
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_vttiro"))
+            .args(args)
+            .args(["--data-dir", &data])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.starts_with(said), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        // Bad settings are caught before any database is created.
+        if !opened {
+            assert!(!dir.path().join("jobs.db").exists(), "{args:?}");
+        }
+    }
+}
