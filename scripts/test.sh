@@ -17,6 +17,9 @@ cargo test --release -p vttiro-cli --features whispercpp --test cli whispercpp
 # ONNX speaker models through tract are an opt-in feature of vttiro-diarize; lint and test it too.
 cargo clippy --release -p vttiro-diarize --features onnx --all-targets -- -D warnings
 cargo test --release -p vttiro-diarize --features onnx
+# The Python wheel (maturin) in a fresh virtualenv: pytest on the API and the Colab
+# notebook executed headless.
+bash scripts/python.sh
 # The WebVTT parser under libFuzzer for a bounded minute (stable Rust, no sanitizer); a crash
 # is saved into crates/vttiro-subtitles/tests/fuzz-regressions/ and fails the run.
 bash scripts/fuzz.sh 60

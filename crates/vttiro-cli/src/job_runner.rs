@@ -264,13 +264,13 @@ impl StageSpans {
 
 /// Turns a stage's own progress into the whole job's, each stage owning a slice of 0..1
 /// roughly as large as its usual share of the time, and never lets it go backwards.
-struct JobProgress {
+pub(crate) struct JobProgress {
     diarize: bool,
     reported: f32,
 }
 
 impl JobProgress {
-    fn new(diarize: bool) -> JobProgress {
+    pub(crate) fn new(diarize: bool) -> JobProgress {
         JobProgress {
             diarize,
             reported: 0.0,
@@ -291,7 +291,7 @@ impl JobProgress {
         }
     }
 
-    fn overall(&mut self, stage: &str, fraction: f32) -> f32 {
+    pub(crate) fn overall(&mut self, stage: &str, fraction: f32) -> f32 {
         let (start, end) = self.span(stage);
         let at = start + (end - start) * fraction.clamp(0.0, 1.0);
         self.reported = self.reported.max(at);

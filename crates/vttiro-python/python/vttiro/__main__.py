@@ -1,0 +1,5 @@
+"""``python -m vttiro …`` is the ``vttiro`` command."""
+
+from ._cli import main
+
+main()
