@@ -127,11 +127,13 @@ impl Transcriber {
 
     /// Runs the pipeline on `request.input`, reporting each stage's progress with the
     /// whole run's (0..1, never going back; the service's job progress). Besides the
-    /// pipeline's stages it reports `load` while a model is being loaded (or fetched by
-    /// a fallback chain), so callers can time it apart from decoding and recognition. `cancel` is read
-    /// before each checkpointed chunk (and before loading a model); once set, the run
-    /// stops with `cancelled` and the chunks finished so far stay in the checkpoint
-    /// directory.
+    /// pipeline's stages it reports `load` while the models are being loaded, so callers
+    /// can time that apart from decoding and recognition.
+    ///
+    /// `cancel` is read after decoding and before each checkpointed chunk; once set, the
+    /// run stops with `cancelled` and the chunks finished so far stay in the checkpoint
+    /// directory. A run that completes although `cancel` was set keeps its checkpoints
+    /// too, since its caller will not take the result.
     pub fn transcribe(
         &self,
         request: &Request,
@@ -204,7 +206,9 @@ impl Transcriber {
         )?;
         // The result is the caller's now; this plan's checkpoints would only be reused
         // by a run that makes the same result again.
-        control.forget(&resume.fingerprint);
+        if !cancel.load(Ordering::SeqCst) {
+            control.forget(&resume.fingerprint);
+        }
         let usage = transcribe::settle_usage(input, engine.as_ref(), resume.usage.clone(), &output);
         Ok(Transcribed {
             input: input.to_path_buf(),
