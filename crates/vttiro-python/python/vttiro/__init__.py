@@ -49,7 +49,8 @@ PathLike = Union[str, "os.PathLike[str]"]
 class Progress:
     """What ``on_progress`` receives while a transcription runs.
 
-    ``stage`` is ``decode``, ``vad``, ``load`` (a model being loaded), ``transcribe`` or
+    ``stage`` is ``download`` (a missing model being fetched; ``fraction`` is per file),
+    ``decode``, ``vad``, ``load`` (the models being loaded), ``transcribe`` or
     ``diarize``; ``fraction`` is how far that stage is (0..1) and ``overall`` how far the
     whole run is (0..1, never going back). ``timings`` holds the seconds each finished
     stage took, ``elapsed`` the seconds since the run started and ``stage_elapsed`` those
