@@ -116,6 +116,12 @@ impl Engine for FallbackEngine {
                     self.usage = Some(usage);
                     return Ok(transcript);
                 }
+                // A stop the caller asked for ends the chain; the next engine is no
+                // answer to it.
+                Err(AsrError::Cancelled) => {
+                    self.usage = None;
+                    return Err(AsrError::Cancelled);
+                }
                 Err(e) => {
                     let last_link = index + 1 == count;
                     if !last_link {
@@ -154,5 +160,77 @@ fn chain_failure(mut failed: Vec<(String, AsrError)>) -> AsrError {
     AsrError::Coded {
         code,
         message: format!("every engine failed ({summary})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// A link that answers like a local engine whose caller cancelled it.
+    struct Stopped;
+
+    impl Engine for Stopped {
+        fn backend(&self) -> &'static str {
+            "stopped"
+        }
+
+        fn model_name(&self) -> &str {
+            "none"
+        }
+
+        fn transcribe(
+            &mut self,
+            _audio: &[f32],
+            _windows: &[AudioWindow],
+            options: &TranscribeOptions,
+            _progress: &mut dyn FnMut(EngineProgress),
+        ) -> Result<Transcript, AsrError> {
+            options.cancel.check()?;
+            Err(AsrError::Failed {
+                backend: "stopped",
+                reason: "only cancelled runs are expected here".into(),
+            })
+        }
+    }
+
+    #[test]
+    fn a_cancelled_link_ends_the_chain_instead_of_falling_back() {
+        let built = Arc::new(AtomicUsize::new(0));
+        let mut chain = FallbackEngine::new();
+        chain.push(
+            "local",
+            Box::new(|| Ok(Box::new(Stopped) as Box<dyn Engine>)),
+        );
+        let counter = built.clone();
+        chain.push(
+            "next",
+            Box::new(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                Ok(Box::new(Stopped) as Box<dyn Engine>)
+            }),
+        );
+        let options = TranscribeOptions::default();
+        options.cancel.cancel();
+        let result = chain.transcribe(&[0.0; 16], &[], &options, &mut |_| {});
+        assert!(matches!(result, Err(AsrError::Cancelled)), "{result:?}");
+        assert_eq!(built.load(Ordering::SeqCst), 0, "the next link was built");
+        assert!(chain.usage().is_none());
+    }
+
+    #[test]
+    fn the_cancel_flag_is_not_part_of_what_options_mean() {
+        // Checkpoint fingerprints hash the options' Debug text.
+        let fresh = TranscribeOptions::default();
+        let cancelled = TranscribeOptions::default();
+        cancelled.cancel.cancel();
+        assert_eq!(format!("{fresh:?}"), format!("{cancelled:?}"));
+        // Clones share the flag: the caller's copy stops the engine's.
+        let engine_copy = fresh.clone();
+        fresh.cancel.cancel();
+        assert!(engine_copy.cancel.is_cancelled());
     }
 }

@@ -93,6 +93,45 @@ pub struct TranscribeOptions {
     pub speakers_expected: Option<u32>,
     /// Words and phrases to favour (AssemblyAI word boost, Deepgram keyterms).
     pub vocabulary: Vec<String>,
+    /// Set by the caller to stop a local engine at its next 30-s window.
+    pub cancel: CancelToken,
+}
+
+/// A flag a caller sets to stop a transcription: local engines look at it before each
+/// 30-s window and stop with [`AsrError::Cancelled`]. Clones share the flag.
+///
+/// It is not part of what the options mean: `Debug` shows no state, so checkpoint
+/// fingerprints (made from the options' `Debug`) do not depend on it.
+#[derive(Clone, Default)]
+pub struct CancelToken(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl CancelToken {
+    pub fn new() -> CancelToken {
+        CancelToken::default()
+    }
+
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// `Err(Cancelled)` once cancelled, for engines' loops.
+    pub fn check(&self) -> Result<(), AsrError> {
+        if self.is_cancelled() {
+            Err(AsrError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl std::fmt::Debug for CancelToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CancelToken")
+    }
 }
 
 impl Default for TranscribeOptions {
@@ -119,6 +158,7 @@ impl Default for TranscribeOptions {
             speaker_labels: false,
             speakers_expected: None,
             vocabulary: Vec::new(),
+            cancel: CancelToken::default(),
         }
     }
 }
@@ -252,6 +292,9 @@ pub enum AsrError {
     /// model that could not be fetched for a chain's local link — with its code.
     #[error("{message}")]
     Coded { code: ErrorCode, message: String },
+    /// The caller's [`CancelToken`] stopped the engine between windows.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl AsrError {
@@ -262,6 +305,9 @@ impl AsrError {
             AsrError::Unavailable(_) => ErrorCode::EngineUnavailable,
             AsrError::Failed { .. } => ErrorCode::EngineFailed,
             AsrError::Provider { code, .. } | AsrError::Coded { code, .. } => *code,
+            // No code in the table is a stop the caller asked for; the caller that
+            // cancelled knows why the run ended and never reports it as a failure.
+            AsrError::Cancelled => ErrorCode::Internal,
         }
     }
 }

@@ -128,6 +128,36 @@ fn long_audio_is_decoded_across_windows_without_losing_words() {
 }
 
 #[test]
+fn a_cancel_during_a_long_input_stops_at_the_next_window() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    // About 225 s of speech: at least seven 30-s windows, in one or two parallel streams.
+    let mut samples = Vec::new();
+    for clip in vttiro_fixtures::librivox() {
+        samples.extend(read_wav(&clip.wav));
+    }
+    samples.extend(read_wav(&vttiro_fixtures::jfk_wav()));
+    let once = samples.clone();
+    samples.extend(&once);
+    samples.extend(&once);
+    let mut engine = engine(vttiro_fixtures::tiny_en_model(), "tiny.en");
+    let options = TranscribeOptions::default();
+    let caller = options.cancel.clone();
+    let mut reports = 0;
+    let result = engine.transcribe(&samples, &whole(&samples), &options, &mut |_| {
+        // The caller (another thread in the Python bindings) cancels after a window.
+        reports += 1;
+        caller.cancel();
+    });
+    assert!(
+        matches!(result, Err(vttiro_asr::AsrError::Cancelled)),
+        "{result:?}"
+    );
+    // Each stream finishes the window it is in, then stops; uncancelled, it would report
+    // every window.
+    assert!((1..=2).contains(&reports), "{reports} windows reported");
+}
+
+#[test]
 fn windows_are_respected_and_times_are_absolute() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     // JFK placed at 20 s inside 40 s of silence; only the window covering it is decoded

@@ -9,10 +9,9 @@
 //! caller sets stops the run at the next checkpoint.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use vttiro_asr::Usage;
+use vttiro_asr::{CancelToken, Usage};
 use vttiro_core::ErrorCode;
 use vttiro_diarize::SpeakerEncoder;
 use vttiro_pipeline::{CheckpointError, Checkpointing, PipelineError, PipelineOutput, RunControl};
@@ -38,7 +37,8 @@ pub struct Request {
     /// Names for the speakers in order of first appearance (implies diarization).
     pub speaker_names: Vec<String>,
     pub audio_track: Option<usize>,
-    /// Where per-chunk checkpoints are kept; `None` keeps none (a rerun starts over).
+    /// Where per-chunk checkpoints are kept; `None` keeps none (a rerun starts over) and
+    /// recognises the input in one engine call, like the CLI.
     pub checkpoint_dir: Option<PathBuf>,
     /// Most speech per checkpoint (local engine only; cloud engines answer per request).
     pub checkpoint_speech_ms: i64,
@@ -133,15 +133,30 @@ impl Transcriber {
     /// file's share of its bytes) and `load` while the models are being loaded, so
     /// callers can show and time those apart from decoding and recognition.
     ///
-    /// `cancel` is read after decoding and before each checkpointed chunk; once set, the
-    /// run stops with `cancelled` and the chunks finished so far stay in the checkpoint
-    /// directory. A run that completes although `cancel` was set keeps its checkpoints
+    /// `cancel` is read after decoding, before each checkpointed chunk and by local
+    /// engines before each 30-s window; once set, the run stops with `cancelled` and the
+    /// chunks finished so far stay in the checkpoint directory. A run that completes although `cancel` was set keeps its checkpoints
     /// too, since its caller will not take the result.
     pub fn transcribe(
         &self,
         request: &Request,
         report: &mut dyn FnMut(&'static str, f32, f32),
-        cancel: &AtomicBool,
+        cancel: &CancelToken,
+    ) -> Result<Transcribed, EmbeddedError> {
+        self.run(request, report, cancel).map_err(|mut e| {
+            // Whatever a stopped engine or chain reported, the caller asked for the stop.
+            if cancel.is_cancelled() {
+                e.cancelled = true;
+            }
+            e
+        })
+    }
+
+    fn run(
+        &self,
+        request: &Request,
+        report: &mut dyn FnMut(&'static str, f32, f32),
+        cancel: &CancelToken,
     ) -> Result<Transcribed, EmbeddedError> {
         let input = request.input.as_path();
         let settings = settings_for(request)?;
@@ -155,19 +170,21 @@ impl Transcriber {
             args.speaker_names = Some(request.speaker_names.join(","));
         }
         let models: Arc<dyn ModelSource> = self.models.clone();
-        let plan = transcribe::plan_run(&args, &settings, models).map_err(|(code, message)| {
-            EmbeddedError {
-                code,
-                message,
-                cancelled: false,
-            }
-        })?;
+        let mut plan =
+            transcribe::plan_run(&args, &settings, models).map_err(|(code, message)| {
+                EmbeddedError {
+                    code,
+                    message,
+                    cancelled: false,
+                }
+            })?;
         let stopped = || EmbeddedError {
             code: ErrorCode::Internal,
             message: format!("{}: cancelled", input.display()),
             cancelled: true,
         };
 
+        plan.pipeline.transcribe.cancel = cancel.clone();
         let mut overall = JobProgress::new(plan.pipeline.diarize.is_some());
         let mut progress = |stage: &'static str, fraction: f32| {
             // For the whole run, loading a model is the start of recognition.
@@ -180,7 +197,7 @@ impl Transcriber {
         let prepared = vttiro_pipeline::prepare(input, &plan.pipeline, &mut |e| {
             progress(e.stage.as_str(), e.fraction)
         })?;
-        if cancel.load(Ordering::SeqCst) {
+        if cancel.is_cancelled() {
             return Err(stopped());
         }
         progress("load", 0.0);
@@ -200,8 +217,11 @@ impl Transcriber {
                 .map(|e| e.as_mut() as &mut dyn SpeakerEncoder),
             &plan.pipeline,
             Checkpointing {
-                group_speech_ms: plan
-                    .is_local_only()
+                // Without a checkpoint directory the whole input goes to the engine in one
+                // call, as `vttiro transcribe` sends it: the same text, and parallel
+                // decoding streams on long inputs. The cancel token still stops it
+                // between windows.
+                group_speech_ms: (plan.is_local_only() && request.checkpoint_dir.is_some())
                     .then_some(request.checkpoint_speech_ms.max(1)),
                 engine_identity: plan.engine_identity(),
                 control: &mut control,
@@ -210,7 +230,7 @@ impl Transcriber {
         )?;
         // The result is the caller's now; this plan's checkpoints would only be reused
         // by a run that makes the same result again.
-        if !cancel.load(Ordering::SeqCst) {
+        if !cancel.is_cancelled() {
             control.forget(&resume.fingerprint);
         }
         let usage = transcribe::settle_usage(input, engine.as_ref(), resume.usage.clone(), &output);
@@ -294,7 +314,7 @@ fn settings_for(request: &Request) -> Result<Settings, EmbeddedError> {
 /// rename) so a disconnect mid-write leaves the previous state, never a torn file.
 struct DirectoryCheckpoints<'a> {
     dir: Option<PathBuf>,
-    cancel: &'a AtomicBool,
+    cancel: &'a CancelToken,
 }
 
 impl DirectoryCheckpoints<'_> {
@@ -318,7 +338,7 @@ impl DirectoryCheckpoints<'_> {
 
 impl RunControl for DirectoryCheckpoints<'_> {
     fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::SeqCst)
+        self.cancel.is_cancelled()
     }
 
     fn load(&self, key: &str) -> Option<Vec<u8>> {

@@ -6,14 +6,15 @@
 //! It owns only the translation between Python and the Rust crates: work runs on a
 //! thread of its own with the GIL released, progress comes back over a channel to the
 //! calling thread (so callbacks run where Python expects them), and Ctrl-C / a kernel
-//! interrupt is noticed there and stops the run at its next checkpoint. Nothing may
-//! depend on this crate.
+//! interrupt is noticed there and sets the run's cancel token, which the engine checks
+//! before each 30-s window. Nothing may depend on this crate.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, OnceLock};
+
 use std::time::Duration;
+use vttiro_asr::CancelToken;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -65,9 +66,9 @@ enum Message<P, T> {
 fn run_interruptible<P: Send + 'static, T: Send + 'static>(
     py: Python<'_>,
     mut deliver: impl FnMut(P) -> PyResult<()>,
-    work: impl FnOnce(&mut dyn FnMut(P), &AtomicBool) -> T + Send + 'static,
+    work: impl FnOnce(&mut dyn FnMut(P), &CancelToken) -> T + Send + 'static,
 ) -> PyResult<T> {
-    let cancel = Arc::new(AtomicBool::new(false));
+    let cancel = CancelToken::new();
     let (tx, rx) = mpsc::channel::<Message<P, T>>();
     // Locked only by this thread; the lock makes the receiver shareable with `detach`.
     let rx = Mutex::new(rx);
@@ -100,7 +101,7 @@ fn run_interruptible<P: Send + 'static, T: Send + 'static>(
             Ok(Message::Progress(p)) => {
                 if pending.is_none() {
                     if let Err(e) = deliver(p) {
-                        cancel.store(true, Ordering::SeqCst);
+                        cancel.cancel();
                         pending = Some(e);
                     }
                 }
@@ -110,7 +111,7 @@ fn run_interruptible<P: Send + 'static, T: Send + 'static>(
                     if pending.is_some() {
                         return Err(e);
                     }
-                    cancel.store(true, Ordering::SeqCst);
+                    cancel.cancel();
                     pending = Some(e);
                 }
             }

@@ -95,6 +95,15 @@ def long_speech(tmp_path_factory: pytest.TempPathFactory, jfk: Path, librivox) -
 
 
 @pytest.fixture(scope="session")
+def longer_speech(tmp_path_factory: pytest.TempPathFactory, long_speech: Path) -> Path:
+    """About 4.5 minutes (`long_speech` three times): long enough for the CLI's parallel
+    decoding streams and for an interrupt to land well before the end."""
+    out = tmp_path_factory.mktemp("longer") / "longer.wav"
+    subprocess.run(["sox", *[str(long_speech)] * 3, str(out)], check=True)
+    return out
+
+
+@pytest.fixture(scope="session")
 def pyannote_sample() -> Tuple[Path, Path]:
     wav, rttm = _fixture("pyannote-sample").split("\t")
     return Path(wav), Path(rttm)

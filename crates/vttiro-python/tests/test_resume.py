@@ -98,6 +98,51 @@ def test_interrupt_stops_cleanly_and_a_rerun_resumes(long_speech: Path, tmp_path
     assert "transcribe" in seen_stages
 
 
+PROMPT_STOP = textwrap.dedent(
+    """
+    import json, os, signal, sys, time
+    import vttiro
+
+    media = sys.argv[1]
+    # Uninterrupted first, which also leaves the model loaded for the second run.
+    whole = vttiro.transcribe(media, model="tiny.en").timings["transcribe"]
+    state = {"signalled_at": None}
+
+    def on_progress(p):
+        # The first window is done: the rest of the input is still ahead of the engine.
+        if state["signalled_at"] is None and p.stage == "transcribe" and p.fraction > 0:
+            state["signalled_at"] = time.monotonic()
+            os.kill(os.getpid(), signal.SIGINT)
+
+    try:
+        vttiro.transcribe(media, model="tiny.en", on_progress=on_progress)
+        outcome = "finished"
+    except KeyboardInterrupt:
+        outcome = "interrupted"
+    print(json.dumps({"outcome": outcome, "whole": whole,
+                      "stop": time.monotonic() - state["signalled_at"]}))
+    """
+)
+
+
+def test_without_checkpoints_an_interrupt_stops_the_engine_between_windows(
+    longer_speech: Path,
+) -> None:
+    # No checkpoint directory: the input is one engine call, as in the CLI, and only the
+    # engine itself can stop early.
+    child = subprocess.run(
+        [sys.executable, "-c", PROMPT_STOP, str(longer_speech)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert child.returncode == 0, child.stderr
+    report = json.loads(child.stdout)
+    assert report["outcome"] == "interrupted"
+    # Stopped within a window or two, not after the rest of the 4.5 minutes.
+    assert report["stop"] < report["whole"] / 3, report
+
+
 def test_checkpoints_from_other_settings_are_not_used(long_speech: Path, tmp_path: Path) -> None:
     checkpoints = tmp_path / "checkpoints"
     child = subprocess.run(

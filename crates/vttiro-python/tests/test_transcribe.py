@@ -41,7 +41,7 @@ def test_jfk_transcript_segments_and_words(jfk: Path, jfk_text: str) -> None:
     assert (t.chunks, t.resumed_chunks) == (1, 0)
 
 
-def test_formats_are_the_cli_outputs(jfk: Path, tmp_path: Path) -> None:
+def test_formats_are_the_cli_outputs(jfk: Path, longer_speech: Path, tmp_path: Path) -> None:
     t = vttiro.transcribe(jfk, model="tiny.en")
     # The wheel's console command is the native CLI; both must write the same subtitles.
     cli = Path(sys.executable).with_name("vttiro")
@@ -57,6 +57,17 @@ def test_formats_are_the_cli_outputs(jfk: Path, tmp_path: Path) -> None:
     ours, theirs = json.loads(t.to_json()), json.loads((tmp_path / "jfk.json").read_text())
     assert ours["segments"] == theirs["segments"]
     assert ours["language"] == "en"
+
+    # A long input too: without checkpoints it is one engine call, exactly as the CLI's.
+    subprocess.run(
+        [str(cli), "transcribe", str(longer_speech), "--model", "tiny.en",
+         "--output-dir", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
+    assert vttiro.transcribe(longer_speech, model="tiny.en").to_vtt() == (
+        tmp_path / "longer.vtt"
+    ).read_text()
 
     vtt = t.to_vtt()
     assert vtt.startswith("WEBVTT")

@@ -5,8 +5,8 @@
 >>> t.save("talk.vtt")
 
 The work happens in vttiro's native engine (the same code as the ``vttiro`` command):
-the GIL is released while it runs, Ctrl-C or a notebook's interrupt stops it at the next
-checkpoint, and with ``checkpoint_dir`` a run cut off by a disconnect resumes where it
+the GIL is released while it runs, Ctrl-C or a notebook's interrupt stops it after the
+30-s window it is decoding, and with ``checkpoint_dir`` a run cut off by a disconnect resumes where it
 stopped.
 """
 
@@ -137,8 +137,10 @@ def transcribe(
     - ``device``: ``auto`` (GPU when this build and the machine have one), ``cpu``, ``gpu``.
     - ``checkpoint_dir``: keep a checkpoint after every chunk there (a Google Drive folder
       in Colab); calling again with the same file, settings and directory resumes from
-      them. They are removed once the transcript is complete.
-    - ``checkpoint_every``: seconds of speech per checkpoint (default 30, about a chunk).
+      them. They are removed once the transcript is complete. Without it the input goes
+      to the engine in one call, exactly as the CLI does (faster on long inputs).
+    - ``checkpoint_every``: seconds of speech per checkpoint (default 30, about a chunk;
+      larger is faster on CPUs, where a long group decodes in parallel streams).
     - ``on_progress``: called with a :class:`Progress` on the calling thread; an
       exception it raises stops the run and is re-raised.
 
