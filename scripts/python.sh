@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Python package: builds the wheel (scripts/build-wheel.sh: maturin, offline),
-# installs it with its `colab` extra into a fresh virtualenv, then runs the pytest suite
+# installs it with every extra (`all`) into a fresh virtualenv, then runs the pytest suite
 # there, the Colab notebook included (headless, on the CPU). Arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ trap 'rm -rf "$WORK"' EXIT
 WHEEL=$(bash scripts/build-wheel.sh --out "$WORK/dist")
 python3 -m venv "$WORK/venv"
 "$WORK/venv/bin/pip" install -q --disable-pip-version-check \
-  "$WHEEL[colab]" -r crates/vttiro-python/tests/requirements.txt
+  "$WHEEL[all]" -r crates/vttiro-python/tests/requirements.txt
 export VTTIRO_FIXTURES_BIN=$CARGO_TARGET_DIR/release/vttiro-fixtures
 export VTTIRO_WHEEL=$WHEEL
 "$WORK/venv/bin/ruff" check --config crates/vttiro-python/pyproject.toml crates/vttiro-python notebooks

@@ -205,3 +205,32 @@ def test_librivox_word_error_rate(librivox) -> None:
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_audio_arrays_in_memory(jfk: Path, jfk_text: str) -> None:
+    import wave
+
+    import numpy as np
+
+    with wave.open(str(jfk)) as clip:
+        rate = clip.getframerate()
+        pcm = np.frombuffer(clip.readframes(clip.getnframes()), dtype="<i2")
+    from_file = vttiro.transcribe(jfk, model="tiny.en")
+    # Two identical int16 channels mix down to the file's own samples.
+    stereo = vttiro.transcribe(np.stack([pcm, pcm], axis=1), sample_rate=rate, model="tiny.en")
+    assert stereo.text == from_file.text
+    assert [(w.start, w.end) for w in stereo.words] == [(w.start, w.end) for w in from_file.words]
+    # Float samples at 48 kHz are resampled to 16 kHz on the way in.
+    floats = np.repeat(pcm.astype(np.float32) / 32768.0, 3)
+    resampled = vttiro.transcribe(floats, sample_rate=48_000, model="tiny.en")
+    assert wer(jfk_text, resampled.text) <= 0.1, resampled.text
+    assert resampled.duration == pytest.approx(11.0, abs=0.05)
+
+    with pytest.raises(ValueError, match="sample_rate"):
+        vttiro.transcribe(pcm, model="tiny.en")
+    with pytest.raises(ValueError, match="shape"):
+        vttiro.transcribe(np.zeros((2, 2, 2)), sample_rate=16_000)
+    with pytest.raises(ValueError, match="int16"):
+        vttiro.transcribe(pcm.astype(np.int64), sample_rate=16_000)
+    with pytest.raises(ValueError, match="array"):
+        vttiro.transcribe(jfk, sample_rate=16_000)

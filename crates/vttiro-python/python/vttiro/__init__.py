@@ -13,9 +13,12 @@ stopped.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
+import wave
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Optional, Sequence, Union
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 from . import models
 from ._native import (
@@ -43,6 +46,37 @@ __all__ = [
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
+ArrayLike = Any  # a NumPy array or anything numpy.asarray takes
+
+
+def _write_wav(path: Path, audio: ArrayLike, sample_rate: Optional[int]) -> None:
+    """Audio samples as a 16-bit PCM WAV file, channels kept (vttiro mixes them down)."""
+    try:
+        import numpy as np
+    except ImportError as missing:
+        raise ImportError(
+            'audio arrays need NumPy: pip install "vttiro[local]"'
+        ) from missing
+    if not sample_rate or sample_rate <= 0:
+        raise ValueError("sample_rate: give the array's sampling rate in Hz, e.g. 16000")
+    samples = np.asarray(audio)
+    if samples.ndim == 1:
+        samples = samples[:, None]
+    if samples.ndim != 2 or samples.shape[1] > 8 or samples.shape[0] == 0:
+        raise ValueError(
+            f"audio array of shape {samples.shape}: expected (samples,) or (samples, channels)"
+        )
+    if samples.dtype.kind == "f":
+        pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
+    elif samples.dtype == np.int16:
+        pcm = samples.astype("<i2")
+    else:
+        raise ValueError(f"audio array of {samples.dtype}: use float samples in [-1, 1] or int16")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(pcm.shape[1])
+        out.setsampwidth(2)
+        out.setframerate(int(sample_rate))
+        out.writeframes(np.ascontiguousarray(pcm).tobytes())
 
 
 @dataclass
@@ -98,8 +132,9 @@ class _StageClock:
 
 
 def transcribe(
-    path: PathLike,
+    path: Union[PathLike, "ArrayLike"],
     *,
+    sample_rate: Optional[int] = None,
     model: Optional[str] = None,
     language: Optional[str] = None,
     diarize: Optional[bool] = None,
@@ -122,6 +157,10 @@ def transcribe(
     on_progress: Optional[Callable[[Progress], object]] = None,
 ) -> Transcript:
     """Transcribes one video or audio file and returns its :class:`Transcript`.
+
+    ``path`` may also be audio already in memory: a NumPy array (``pip install
+    "vttiro[local]"``) of samples, mono or ``(samples, channels)``, float in [-1, 1] or
+    16-bit integers, with its ``sample_rate``; any rate is resampled to 16 kHz.
 
     Arguments left as ``None`` come from vttiro's configuration (``vttiro.toml``,
     ``~/.config/vttiro/config.toml``, ``VTTIRO_*`` variables), as for the CLI.
@@ -148,6 +187,35 @@ def transcribe(
     failed engine, and ``KeyboardInterrupt`` when interrupted; finished chunks stay in
     ``checkpoint_dir``.
     """
+    if not isinstance(path, (str, bytes, os.PathLike)) and hasattr(path, "__array__"):
+        with tempfile.TemporaryDirectory(prefix="vttiro-array-") as scratch:
+            wav = Path(scratch) / "audio.wav"
+            _write_wav(wav, path, sample_rate)
+            return transcribe(
+                wav,
+                model=model,
+                language=language,
+                diarize=diarize,
+                speakers=speakers,
+                min_speakers=min_speakers,
+                max_speakers=max_speakers,
+                speaker_names=speaker_names,
+                speaker_model=speaker_model,
+                engine=engine,
+                device=device,
+                compute_type=compute_type,
+                backend=backend,
+                threads=threads,
+                prompt=prompt,
+                vad=vad,
+                download=download,
+                audio_track=audio_track,
+                checkpoint_dir=checkpoint_dir,
+                checkpoint_every=checkpoint_every,
+                on_progress=on_progress,
+            )
+    if sample_rate is not None:
+        raise ValueError("sample_rate is for audio given as an array; a file carries its own")
     return _transcribe(
         os.fspath(path),
         model=model,
