@@ -106,21 +106,22 @@ fn run_interruptible<P: Send + 'static, T: Send + 'static>(
                     }
                 }
             }
-            Err(RecvTimeoutError::Timeout) => {
-                if let Err(e) = py.check_signals() {
-                    if pending.is_some() {
-                        return Err(e);
-                    }
-                    cancel.cancel();
-                    pending = Some(e);
-                }
-            }
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 let _ = worker.join();
                 return Err(PyRuntimeError::new_err(
                     "the work thread stopped without a result (a bug in vttiro)",
                 ));
             }
+        }
+        // After every message too, not only when the channel is quiet: a download or a
+        // decode reports faster than the poll interval, and Ctrl-C must not wait for it.
+        if let Err(e) = py.check_signals() {
+            if pending.is_some() {
+                return Err(e);
+            }
+            cancel.cancel();
+            pending = Some(e);
         }
     }
 }
