@@ -751,7 +751,7 @@ impl Ct2Engine {
         let mut window_audio = Vec::with_capacity(WINDOW_SAMPLES);
         let mut seek = 0usize;
         while seek < content_frames {
-            options.cancel.check()?;
+            crate::check_cancel(&options.cancel)?;
             let segment_frames = (content_frames - seek).min(WINDOW_FRAMES);
             let window_start_s = seek as f64 * FRAME_SECONDS;
             let started = Instant::now();

@@ -189,7 +189,7 @@ mod tests {
             options: &TranscribeOptions,
             _progress: &mut dyn FnMut(EngineProgress),
         ) -> Result<Transcript, AsrError> {
-            options.cancel.check()?;
+            crate::check_cancel(&options.cancel)?;
             Err(AsrError::Failed {
                 backend: "stopped",
                 reason: "only cancelled runs are expected here".into(),

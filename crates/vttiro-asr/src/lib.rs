@@ -97,40 +97,14 @@ pub struct TranscribeOptions {
     pub cancel: CancelToken,
 }
 
-/// A flag a caller sets to stop a transcription: local engines look at it before each
-/// 30-s window and stop with [`AsrError::Cancelled`]. Clones share the flag.
-///
-/// It is not part of what the options mean: `Debug` shows no state, so checkpoint
-/// fingerprints (made from the options' `Debug`) do not depend on it.
-#[derive(Clone, Default)]
-pub struct CancelToken(std::sync::Arc<std::sync::atomic::AtomicBool>);
+pub use vttiro_core::CancelToken;
 
-impl CancelToken {
-    pub fn new() -> CancelToken {
-        CancelToken::default()
-    }
-
-    pub fn cancel(&self) {
-        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// `Err(Cancelled)` once cancelled, for engines' loops.
-    pub fn check(&self) -> Result<(), AsrError> {
-        if self.is_cancelled() {
-            Err(AsrError::Cancelled)
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl std::fmt::Debug for CancelToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CancelToken")
+/// `Err(Cancelled)` once the caller has set `token`, for engines' loops.
+pub fn check_cancel(token: &CancelToken) -> Result<(), AsrError> {
+    if token.is_cancelled() {
+        Err(AsrError::Cancelled)
+    } else {
+        Ok(())
     }
 }
 

@@ -546,7 +546,7 @@ impl Engine for WhisperCppEngine {
         let mut last_speech_end = 0.0f64;
 
         for window in windows {
-            options.cancel.check()?;
+            crate::check_cancel(&options.cancel)?;
             let start = window.start.min(audio.len());
             let end = window.end.min(audio.len());
             if end <= start {

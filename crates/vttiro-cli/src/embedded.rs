@@ -133,8 +133,8 @@ impl Transcriber {
     /// file's share of its bytes) and `load` while the models are being loaded, so
     /// callers can show and time those apart from decoding and recognition.
     ///
-    /// `cancel` is read after decoding, before each checkpointed chunk and by local
-    /// engines before each 30-s window; once set, the run stops with `cancelled` and the
+    /// `cancel` is read by the decoder between packets, before each checkpointed chunk and
+    /// by local engines before each 30-s window; once set, the run stops with `cancelled` and the
     /// chunks finished so far stay in the checkpoint directory. A run that completes although `cancel` was set keeps its checkpoints
     /// too, since its caller will not take the result.
     pub fn transcribe(
@@ -184,6 +184,7 @@ impl Transcriber {
             cancelled: true,
         };
 
+        plan.pipeline.decode.cancel = cancel.clone();
         plan.pipeline.transcribe.cancel = cancel.clone();
         let mut overall = JobProgress::new(plan.pipeline.diarize.is_some());
         let mut progress = |stage: &'static str, fraction: f32| {

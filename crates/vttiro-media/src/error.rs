@@ -61,6 +61,10 @@ pub enum MediaError {
         from_rate: u32,
         reason: String,
     },
+
+    /// The caller's cancel token stopped the decoding.
+    #[error("{}: cancelled", path.display())]
+    Cancelled { path: PathBuf },
 }
 
 /// Why the ffmpeg fallback could not be used.
@@ -95,6 +99,8 @@ impl MediaError {
             MediaError::Read { .. }
             | MediaError::FfmpegFailed { .. }
             | MediaError::Resample { .. } => ErrorCode::Internal,
+            // Not a failure: whoever cancelled knows why the decoding ended.
+            MediaError::Cancelled { .. } => ErrorCode::Internal,
         }
     }
 }

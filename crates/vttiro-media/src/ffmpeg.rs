@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::input::ContainerMagic;
-use crate::{AudioTrackInfo, MediaError};
+use crate::{AudioTrackInfo, CancelToken, MediaError};
 
 /// Finds `ffmpeg` on PATH, as a shell would.
 pub(crate) fn locate() -> Option<PathBuf> {
@@ -197,6 +197,8 @@ pub(crate) enum DecodeFailure {
     },
     /// Spawning, piping or signals: a problem of the environment.
     Process(String),
+    /// The caller's cancel token was set; ffmpeg was killed.
+    Cancelled,
 }
 
 /// Decodes audio stream `audio_index` (among audio streams) to 16 kHz mono f32, reading the
@@ -207,6 +209,7 @@ pub(crate) fn decode(
     audio_index: usize,
     keep_timestamps: bool,
     expected_ms: Option<i64>,
+    cancel: &CancelToken,
     progress: &mut dyn FnMut(f32),
 ) -> Result<Vec<f32>, DecodeFailure> {
     let mut command = Command::new(ffmpeg);
@@ -259,6 +262,13 @@ pub(crate) fn decode(
     let mut carry = 0usize;
     let mut last_progress = -1.0f32;
     let read_result = loop {
+        if cancel.is_cancelled() {
+            // Killed rather than left to finish: a long film would keep a core busy.
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = stderr_reader.join();
+            return Err(DecodeFailure::Cancelled);
+        }
         match stdout.read(&mut buf[carry..]) {
             Ok(0) => break Ok(()),
             Ok(n) => {
@@ -414,9 +424,15 @@ mod tests {
             (&fake_mp4, ErrorCode::CorruptMedia, ""),
         ];
         for (path, code, stderr_says) in cases {
-            let Err(DecodeFailure::Exited { stderr }) =
-                decode(&ffmpeg, path, 0, true, None, &mut |_| {})
-            else {
+            let Err(DecodeFailure::Exited { stderr }) = decode(
+                &ffmpeg,
+                path,
+                0,
+                true,
+                None,
+                &CancelToken::new(),
+                &mut |_| {},
+            ) else {
                 panic!("{}: ffmpeg should fail", path.display());
             };
             assert!(stderr.contains(stderr_says), "{stderr}");

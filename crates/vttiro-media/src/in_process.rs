@@ -20,7 +20,7 @@ use symphonia_adapter_libopus::OpusDecoder;
 
 use crate::iso_edit_list::{read_iso_tracks, EditPlacement};
 use crate::timeline::{ResampleFailure, Timeline};
-use crate::AudioTrackInfo;
+use crate::{AudioTrackInfo, CancelToken};
 
 /// symphonia's own codecs plus libopus, which symphonia does not ship.
 fn codecs() -> &'static CodecRegistry {
@@ -159,6 +159,8 @@ pub(crate) enum InProcessFailure {
     Corrupt(String),
     Io(std::io::Error),
     Resample(ResampleFailure),
+    /// The caller's cancel token was set.
+    Cancelled,
 }
 
 pub(crate) struct InProcessAudio {
@@ -175,6 +177,7 @@ const TRUNCATION_TOLERANCE_S: f64 = 1.0;
 pub(crate) fn decode(
     container: &mut Container,
     track_index: usize,
+    cancel: &CancelToken,
     progress: &mut dyn FnMut(f32),
 ) -> Result<InProcessAudio, InProcessFailure> {
     let source = &container.audio[track_index];
@@ -213,6 +216,9 @@ pub(crate) fn decode(
     let mut last_progress = -1.0f32;
 
     loop {
+        if cancel.is_cancelled() {
+            return Err(InProcessFailure::Cancelled);
+        }
         let packet = match container.reader.next_packet() {
             Ok(Some(packet)) => packet,
             Ok(None) => break,

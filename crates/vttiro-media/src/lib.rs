@@ -71,6 +71,7 @@ pub use encode::{encode_ogg_opus, encode_wav, EncodeError};
 pub use error::{FfmpegUnavailable, MediaError};
 
 use in_process::InProcessFailure;
+pub use vttiro_core::CancelToken;
 
 /// Which audio track to decode and whether the ffmpeg binary may be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +81,9 @@ pub struct DecodeOptions {
     pub audio_track: Option<usize>,
     /// Fall back to the `ffmpeg` binary for codecs and containers symphonia cannot read.
     pub allow_ffmpeg: bool,
+    /// Stops the decoding between packets (in process) or reads (ffmpeg, which is then
+    /// killed) once set.
+    pub cancel: CancelToken,
 }
 
 impl Default for DecodeOptions {
@@ -87,6 +91,7 @@ impl Default for DecodeOptions {
         DecodeOptions {
             audio_track: None,
             allow_ffmpeg: true,
+            cancel: CancelToken::default(),
         }
     }
 }
@@ -244,7 +249,7 @@ fn decode_opened(
 
     let mut in_process_problem = None;
     if container.audio[index].decodable {
-        match in_process::decode(&mut container, index, progress) {
+        match in_process::decode(&mut container, index, &opts.cancel, progress) {
             Ok(audio) => {
                 return Ok(DecodedAudio {
                     samples: audio.samples,
@@ -260,6 +265,9 @@ fn decode_opened(
                 })
             }
             Err(InProcessFailure::Resample(f)) => return Err(resample_error(path, f)),
+            Err(InProcessFailure::Cancelled) => {
+                return Err(MediaError::Cancelled { path: path.into() })
+            }
             Err(InProcessFailure::CodecUnsupported(reason)) => in_process_problem = Some(reason),
             // Not retried with ffmpeg: it would return whatever it could salvage from a cut-off
             // file with exit status 0, and a silently shortened transcript is worse than an error.
@@ -283,8 +291,16 @@ fn decode_opened(
         });
     };
     let expected_ms = container.duration_s.map(seconds_to_ms);
-    decode_track_with_ffmpeg(path, ffmpeg, track, true, expected_ms, progress)
-        .map_err(|e| e.into_media_error(path, input::sniff_container(path)))
+    decode_track_with_ffmpeg(
+        path,
+        ffmpeg,
+        track,
+        true,
+        expected_ms,
+        &opts.cancel,
+        progress,
+    )
+    .map_err(|e| e.into_media_error(path, input::sniff_container(path)))
 }
 
 /// symphonia leaves tracks with codecs it cannot name untyped, so its audio list may miss some
@@ -335,6 +351,7 @@ fn decode_listed_with_ffmpeg(
         track,
         zero_based,
         listing.duration_ms,
+        &opts.cancel,
         progress,
     )
     .map_err(|e| e.into_media_error(path, magic))?;
@@ -366,6 +383,7 @@ fn decode_track_with_ffmpeg(
     track: AudioTrackInfo,
     keep_timestamps: bool,
     expected_ms: Option<i64>,
+    cancel: &CancelToken,
     progress: &mut dyn FnMut(f32),
 ) -> Result<DecodedAudio, FfmpegError> {
     let start_s = ffmpeg::first_packet_time(ffmpeg, path, track.index);
@@ -375,9 +393,13 @@ fn decode_track_with_ffmpeg(
         track.index,
         keep_timestamps,
         expected_ms,
+        cancel,
         progress,
     )
     .map_err(|failure| match failure {
+        ffmpeg::DecodeFailure::Cancelled => {
+            FfmpegError::Media(MediaError::Cancelled { path: path.into() })
+        }
         ffmpeg::DecodeFailure::Exited { stderr } => FfmpegError::Classify(stderr),
         ffmpeg::DecodeFailure::Process(reason) => FfmpegError::Media(MediaError::FfmpegFailed {
             path: path.into(),

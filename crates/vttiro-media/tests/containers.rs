@@ -459,6 +459,43 @@ fn progress_rises_to_one_on_both_decoders() {
 }
 
 #[test]
+fn a_cancel_token_stops_both_decoders_part_way() {
+    let dir = tempfile::tempdir().unwrap();
+    // Ten minutes, so there is much left to decode when the first report arrives.
+    let long = dir.path().join("long.wav");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=16000:duration=600",
+        long.to_str().unwrap(),
+    ]);
+    for (name, codec) in [("long.flac", "flac"), ("long.mkv", "ac3")] {
+        let file = encode(dir.path(), &long, name, &["-c:a", codec]);
+        let opts = DecodeOptions::default();
+        let caller = opts.cancel.clone();
+        let mut seen = Vec::new();
+        let result = decode_with_progress(&file, &opts, &mut |f| {
+            seen.push(f);
+            // The caller (a notebook's Ctrl-C) cancels once decoding is under way.
+            if f > 0.0 {
+                caller.cancel();
+            }
+        });
+        let Err(err) = result else {
+            panic!("{name}: decoded to the end despite the cancel");
+        };
+        assert!(
+            matches!(err, vttiro_media::MediaError::Cancelled { .. }),
+            "{name}: {err}"
+        );
+        assert_eq!(err.to_string(), format!("{}: cancelled", file.display()));
+        let last = *seen.last().unwrap();
+        assert!(last < 0.2, "{name}: reached {last} before stopping");
+    }
+}
+
+#[test]
 fn probe_reports_container_duration_and_track_details() {
     let dir = tempfile::tempdir().unwrap();
     let source = source_wav(dir.path());

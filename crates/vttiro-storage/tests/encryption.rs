@@ -149,8 +149,8 @@ fn a_generated_wav_is_sniffed_sealed_and_decodes_from_its_local_file() {
     let decoded = vttiro_media::decode(
         local.path(),
         &vttiro_media::DecodeOptions {
-            audio_track: None,
             allow_ffmpeg: false,
+            ..Default::default()
         },
     )
     .unwrap();
