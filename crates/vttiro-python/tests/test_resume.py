@@ -57,6 +57,21 @@ INTERRUPTED_RUN = textwrap.dedent(
 )
 
 
+def interrupted_run(media: Path, checkpoints: Path) -> dict:
+    """Runs INTERRUPTED_RUN in a child process and returns its report, which must say it
+    was interrupted."""
+    child = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_RUN, str(media), str(checkpoints), str(EVERY)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert child.returncode == 0, child.stderr
+    report = json.loads(child.stdout)
+    assert report["outcome"] == "interrupted", report
+    return report
+
+
 def test_interrupt_stops_cleanly_and_a_rerun_resumes(long_speech: Path, tmp_path: Path) -> None:
     reference = vttiro.transcribe(long_speech, model="tiny.en", checkpoint_every=EVERY,
                                   checkpoint_dir=tmp_path / "reference")
@@ -66,15 +81,7 @@ def test_interrupt_stops_cleanly_and_a_rerun_resumes(long_speech: Path, tmp_path
     assert list((tmp_path / "reference").rglob("*.json")) == []
 
     checkpoints = tmp_path / "drive" / "checkpoints"
-    child = subprocess.run(
-        [sys.executable, "-c", INTERRUPTED_RUN, str(long_speech), str(checkpoints), str(EVERY)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert child.returncode == 0, child.stderr
-    report = json.loads(child.stdout)
-    assert report["outcome"] == "interrupted"
+    report = interrupted_run(long_speech, checkpoints)
     saved = report["checkpoints"]
     assert 1 <= len(saved) < reference.chunks, saved
     # The run stopped at the next chunk boundary, not at the end of the input.
@@ -145,13 +152,7 @@ def test_without_checkpoints_an_interrupt_stops_the_engine_between_windows(
 
 def test_checkpoints_from_other_settings_are_not_used(long_speech: Path, tmp_path: Path) -> None:
     checkpoints = tmp_path / "checkpoints"
-    child = subprocess.run(
-        [sys.executable, "-c", INTERRUPTED_RUN, str(long_speech), str(checkpoints), str(EVERY)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert json.loads(child.stdout)["outcome"] == "interrupted", child.stderr
+    interrupted_run(long_speech, checkpoints)
     # A prompt changes what the model writes: another plan, so nothing may be taken from
     # the first one's files.
     other = vttiro.transcribe(long_speech, model="tiny.en", checkpoint_dir=checkpoints,

@@ -12,13 +12,14 @@ stopped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Union
 
 from . import models
 from ._native import (
@@ -47,6 +48,21 @@ __all__ = [
 
 PathLike = Union[str, "os.PathLike[str]"]
 ArrayLike = Any  # a NumPy array or anything numpy.asarray takes
+
+
+@contextlib.contextmanager
+def _media_file(source: Union[PathLike, ArrayLike], sample_rate: Optional[int]) -> Iterator[str]:
+    """The file to transcribe: ``source`` itself, or an audio array written to a temporary
+    WAV that is removed afterwards."""
+    if isinstance(source, (str, bytes, os.PathLike)) or not hasattr(source, "__array__"):
+        if sample_rate is not None:
+            raise ValueError("sample_rate is for audio given as an array; a file carries its own")
+        yield os.fspath(source)
+        return
+    with tempfile.TemporaryDirectory(prefix="vttiro-array-") as scratch:
+        wav = Path(scratch) / "audio.wav"
+        _write_wav(wav, source, sample_rate)
+        yield str(wav)
 
 
 def _write_wav(path: Path, audio: ArrayLike, sample_rate: Optional[int]) -> None:
@@ -187,55 +203,27 @@ def transcribe(
     failed engine, and ``KeyboardInterrupt`` when interrupted; finished chunks stay in
     ``checkpoint_dir``.
     """
-    if not isinstance(path, (str, bytes, os.PathLike)) and hasattr(path, "__array__"):
-        with tempfile.TemporaryDirectory(prefix="vttiro-array-") as scratch:
-            wav = Path(scratch) / "audio.wav"
-            _write_wav(wav, path, sample_rate)
-            return transcribe(
-                wav,
-                model=model,
-                language=language,
-                diarize=diarize,
-                speakers=speakers,
-                min_speakers=min_speakers,
-                max_speakers=max_speakers,
-                speaker_names=speaker_names,
-                speaker_model=speaker_model,
-                engine=engine,
-                device=device,
-                compute_type=compute_type,
-                backend=backend,
-                threads=threads,
-                prompt=prompt,
-                vad=vad,
-                download=download,
-                audio_track=audio_track,
-                checkpoint_dir=checkpoint_dir,
-                checkpoint_every=checkpoint_every,
-                on_progress=on_progress,
-            )
-    if sample_rate is not None:
-        raise ValueError("sample_rate is for audio given as an array; a file carries its own")
-    return _transcribe(
-        os.fspath(path),
-        model=model,
-        language=language,
-        engine=engine,
-        diarize=diarize,
-        speakers=speakers,
-        min_speakers=min_speakers,
-        max_speakers=max_speakers,
-        speaker_names=list(speaker_names) if speaker_names is not None else None,
-        speaker_model=speaker_model,
-        device=device,
-        compute_type=compute_type,
-        backend=backend,
-        threads=threads,
-        prompt=prompt,
-        vad=vad,
-        download=download,
-        audio_track=audio_track,
-        checkpoint_dir=os.fspath(checkpoint_dir) if checkpoint_dir is not None else None,
-        checkpoint_every=checkpoint_every,
-        on_progress=_StageClock(on_progress) if on_progress is not None else None,
-    )
+    with _media_file(path, sample_rate) as media:
+        return _transcribe(
+            media,
+            model=model,
+            language=language,
+            engine=engine,
+            diarize=diarize,
+            speakers=speakers,
+            min_speakers=min_speakers,
+            max_speakers=max_speakers,
+            speaker_names=list(speaker_names) if speaker_names is not None else None,
+            speaker_model=speaker_model,
+            device=device,
+            compute_type=compute_type,
+            backend=backend,
+            threads=threads,
+            prompt=prompt,
+            vad=vad,
+            download=download,
+            audio_track=audio_track,
+            checkpoint_dir=os.fspath(checkpoint_dir) if checkpoint_dir is not None else None,
+            checkpoint_every=checkpoint_every,
+            on_progress=_StageClock(on_progress) if on_progress is not None else None,
+        )
