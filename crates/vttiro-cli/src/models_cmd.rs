@@ -10,8 +10,8 @@ use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use vttiro_core::ErrorCode;
 use vttiro_models::{
-    speaker_spec, validate_name, DownloadProgress, GgmlQuant, InstalledModel, ModelError,
-    ModelStore, SourceChoice, SpeakerModelKind, SpeakerSource,
+    speaker_spec, DownloadProgress, GgmlQuant, InstalledModel, ModelError, ModelStore,
+    SourceChoice, SpeakerModelKind, SpeakerSource,
 };
 
 use crate::config::Settings;
@@ -418,7 +418,7 @@ fn run_inner(command: ModelsCommand) -> Result<(), ModelError> {
             let path = store.convert_to_ggml(&name, quant)?;
             eprintln!("converted {name} to ggml {quant} at {}", path.display());
         }
-        ModelsCommand::Verify { name } if is_speaker_name(&store, &name) => {
+        ModelsCommand::Verify { name } if store.is_speaker_model(&name) => {
             let manifest = store.verify_speaker_model(&name)?;
             println!("ok  {}  {}", manifest.sha256, manifest.file);
             eprintln!("speaker model {name}: 1 file verified");
@@ -430,7 +430,7 @@ fn run_inner(command: ModelsCommand) -> Result<(), ModelError> {
             }
             eprintln!("{name}: {} files verified", report.files.len());
         }
-        ModelsCommand::Rm { name } if is_speaker_name(&store, &name) => {
+        ModelsCommand::Rm { name } if store.is_speaker_model(&name) => {
             store.remove_speaker_model(&name)?;
             eprintln!("removed speaker model {name}");
         }
@@ -438,9 +438,7 @@ fn run_inner(command: ModelsCommand) -> Result<(), ModelError> {
             store.remove(&name)?;
             eprintln!("removed {name}");
         }
-        ModelsCommand::Path { name }
-            if is_speaker_name(&store, &name) || is_speaker_file(&name) =>
-        {
+        ModelsCommand::Path { name } if store.is_speaker_model(&name) || is_speaker_file(&name) => {
             let model = store.resolve_speaker_model(&name)?;
             println!("{}", model.path.display());
         }
@@ -450,13 +448,6 @@ fn run_inner(command: ModelsCommand) -> Result<(), ModelError> {
         }
     }
     Ok(())
-}
-
-/// A name the speaker registry knows or that names an installed (possibly damaged)
-/// speaker model.
-fn is_speaker_name(store: &ModelStore, name: &str) -> bool {
-    speaker_spec(name).is_some()
-        || (validate_name(name).is_ok() && store.speakers_dir().join(name).is_dir())
 }
 
 fn is_speaker_file(name: &str) -> bool {

@@ -309,6 +309,13 @@ impl ModelStore {
         self.dir().join(SPEAKER_DIR)
     }
 
+    /// Whether `name` means a speaker model: one the speaker registry knows, or one
+    /// installed (possibly damaged) under that name.
+    pub fn is_speaker_model(&self, name: &str) -> bool {
+        speaker_spec(name).is_some()
+            || (crate::validate_name(name).is_ok() && self.speakers_dir().join(name).is_dir())
+    }
+
     /// The installed speaker model `name`, or `None` when there is none by that name.
     pub fn find_speaker_model(
         &self,

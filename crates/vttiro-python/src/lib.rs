@@ -536,26 +536,43 @@ fn list_models<'py>(py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
     let speakers = store
         .list_speaker_models()
         .map_err(|e| model_error(py, &e))?;
+    let row = |name: &str,
+               kind: &str,
+               installed: bool,
+               path: Option<&PathBuf>,
+               size: Option<u64>,
+               source: Option<&str>| {
+        let row = PyDict::new(py);
+        row.set_item("name", name)?;
+        row.set_item("kind", kind)?;
+        row.set_item("installed", installed)?;
+        row.set_item("path", path)?;
+        row.set_item("size", size)?;
+        row.set_item("source", source)?;
+        Ok::<_, PyErr>(row)
+    };
     let mut rows = Vec::new();
-    for entry in whisper {
-        let row = PyDict::new(py);
-        row.set_item("name", &entry.name)?;
-        row.set_item("kind", "whisper")?;
-        row.set_item("installed", entry.installed)?;
-        row.set_item("path", entry.path.as_ref())?;
-        row.set_item("size", entry.size_on_disk)?;
-        row.set_item("source", entry.source.as_deref())?;
-        rows.push(row);
+    for e in &whisper {
+        let path = e.path.as_ref();
+        rows.push(row(
+            &e.name,
+            "whisper",
+            e.installed,
+            path,
+            e.size_on_disk,
+            e.source.as_deref(),
+        )?);
     }
-    for entry in speakers {
-        let row = PyDict::new(py);
-        row.set_item("name", &entry.name)?;
-        row.set_item("kind", "speaker")?;
-        row.set_item("installed", entry.installed)?;
-        row.set_item("path", entry.path.as_ref())?;
-        row.set_item("size", entry.size_on_disk)?;
-        row.set_item("source", entry.source.as_deref())?;
-        rows.push(row);
+    for e in &speakers {
+        let path = e.path.as_ref();
+        rows.push(row(
+            &e.name,
+            "speaker",
+            e.installed,
+            path,
+            e.size_on_disk,
+            e.source.as_deref(),
+        )?);
     }
     Ok(rows)
 }
@@ -584,11 +601,7 @@ fn pull_model(
         }
     };
     let store = open_store(py)?;
-    let speaker_model = store
-        .list_speaker_models()
-        .map_err(|e| model_error(py, &e))?
-        .iter()
-        .any(|m| m.name == name);
+    let speaker_model = store.is_speaker_model(&name);
     // One call per whole percent of each file (and its end), not per network read.
     let mut last: Option<(String, u64)> = None;
     let deliver = deliver_to(
