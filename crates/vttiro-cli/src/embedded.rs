@@ -13,8 +13,7 @@ use std::sync::Arc;
 
 use vttiro_asr::{CancelToken, Usage};
 use vttiro_core::ErrorCode;
-use vttiro_diarize::SpeakerEncoder;
-use vttiro_pipeline::{CheckpointError, Checkpointing, PipelineError, PipelineOutput, RunControl};
+use vttiro_pipeline::{CheckpointError, PipelineError, PipelineOutput, RunControl};
 use vttiro_subtitles::OutputFormat;
 
 use vttiro_models::{DownloadProgress, ModelError, ModelStore, SourceChoice};
@@ -209,24 +208,19 @@ impl Transcriber {
             dir: request.checkpoint_dir.clone(),
             cancel,
         };
-        let (output, resume) = vttiro_pipeline::recognise_resumable(
+        let (output, resume) = plan.recognise_resumable(
             input,
             prepared,
             engine.as_mut(),
-            speaker_encoder
-                .as_mut()
-                .map(|e| e.as_mut() as &mut dyn SpeakerEncoder),
-            &plan.pipeline,
-            Checkpointing {
-                // Without a checkpoint directory the whole input goes to the engine in one
-                // call, as `vttiro transcribe` sends it: the same text, and parallel
-                // decoding streams on long inputs. The cancel token still stops it
-                // between windows.
-                group_speech_ms: (plan.is_local_only() && request.checkpoint_dir.is_some())
-                    .then_some(request.checkpoint_speech_ms.max(1)),
-                engine_identity: plan.engine_identity(),
-                control: &mut control,
-            },
+            speaker_encoder.as_mut(),
+            // Without a checkpoint directory the whole input goes to the engine in one
+            // call, as `vttiro transcribe` sends it: the same text, and parallel decoding
+            // streams on long inputs. The cancel token still stops it between windows.
+            request
+                .checkpoint_dir
+                .is_some()
+                .then_some(request.checkpoint_speech_ms.max(1)),
+            &mut control,
             &mut |e| progress(e.stage.as_str(), e.fraction),
         )?;
         // The result is the caller's now; this plan's checkpoints would only be reused

@@ -17,7 +17,7 @@ use vttiro_asr::{AudioWindow, BackendKind, Device, Engine, EngineProgress, Trans
 use vttiro_core::{ErrorCode, Transcript};
 use vttiro_diarize::{DiarizeError, SpeakerEncoder};
 use vttiro_models::InstalledSpeakerModel;
-use vttiro_pipeline::{CheckpointError, Checkpointing, PipelineError, ProgressEvent, RunControl};
+use vttiro_pipeline::{CheckpointError, PipelineError, ProgressEvent, RunControl};
 use vttiro_server::{JobRunner, RunContext, RunFailure, RunOutput, RunRequest};
 use vttiro_subtitles::OutputFormat;
 
@@ -133,22 +133,17 @@ impl JobRunner for PipelineRunner {
         let model_load_ms = MODEL_LOAD_MS.take();
         let mut speaker_encoder = plan.speaker_encoder(input).map_err(run_failure)?;
         let mut control = JobCheckpoints { context: &context };
-        let (output, resume) = vttiro_pipeline::recognise_resumable(
-            input,
-            prepared,
-            engine.as_mut(),
-            speaker_encoder
-                .as_mut()
-                .map(|e| e.as_mut() as &mut dyn SpeakerEncoder),
-            &plan.pipeline,
-            Checkpointing {
-                group_speech_ms: plan.is_local_only().then_some(self.group_speech_ms),
-                engine_identity: plan.engine_identity(),
-                control: &mut control,
-            },
-            &mut |e: ProgressEvent| report(e.stage.as_str(), e.fraction),
-        )
-        .map_err(pipeline_failure)?;
+        let (output, resume) = plan
+            .recognise_resumable(
+                input,
+                prepared,
+                engine.as_mut(),
+                speaker_encoder.as_mut(),
+                Some(self.group_speech_ms),
+                &mut control,
+                &mut |e: ProgressEvent| report(e.stage.as_str(), e.fraction),
+            )
+            .map_err(pipeline_failure)?;
 
         report("layout", 0.0);
         let usage = transcribe::settle_usage(input, engine.as_ref(), resume.usage.clone(), &output);

@@ -20,7 +20,10 @@ use vttiro_cloud::{CloudConfig, Provider};
 use vttiro_core::ErrorCode;
 use vttiro_diarize::{DiarizeOptions, SpeakerEncoder};
 use vttiro_models::{InstalledSpeakerModel, ModelError, ModelStore, SpeakerModelKind};
-use vttiro_pipeline::{DiarizeSettings, PipelineOutput, PipelineSettings, ProgressEvent};
+use vttiro_pipeline::{
+    Checkpointing, DiarizeSettings, PipelineError, PipelineOutput, PipelineSettings, Prepared,
+    ProgressEvent, ResumeReport, RunControl,
+};
 use vttiro_subtitles::{LayoutRules, OutputFormat, VttOptions};
 
 use crate::config::{Backend, EngineChoice, LogFormat, Settings};
@@ -507,6 +510,36 @@ impl RunPlan {
     /// Whether the local engine alone recognises (no cloud engine in the chain).
     pub(crate) fn is_local_only(&self) -> bool {
         matches!(self.engines, EnginePlan::Local(_))
+    }
+
+    /// Recognition and diarization of a `prepared` input through the pipeline's resumable
+    /// path, with this plan's settings and engine identity. A local-only plan is split
+    /// into checkpointed groups of `group_speech_ms` (`None`: one group); cloud engines
+    /// answer per request and always take the input whole.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn recognise_resumable(
+        &self,
+        input: &Path,
+        prepared: Prepared,
+        engine: &mut dyn Engine,
+        speaker_encoder: Option<&mut Box<dyn SpeakerEncoder>>,
+        group_speech_ms: Option<i64>,
+        control: &mut dyn RunControl,
+        progress: &mut dyn FnMut(ProgressEvent),
+    ) -> Result<(PipelineOutput, ResumeReport), PipelineError> {
+        vttiro_pipeline::recognise_resumable(
+            input,
+            prepared,
+            engine,
+            speaker_encoder.map(|e| e.as_mut() as &mut dyn SpeakerEncoder),
+            &self.pipeline,
+            Checkpointing {
+                group_speech_ms: group_speech_ms.filter(|_| self.is_local_only()),
+                engine_identity: self.engine_identity(),
+                control,
+            },
+            progress,
+        )
     }
 
     /// What decides the recogniser's output beyond its name: the model files and how they
