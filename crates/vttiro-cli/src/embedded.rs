@@ -159,7 +159,7 @@ impl Transcriber {
     ) -> Result<Transcribed, EmbeddedError> {
         let input = request.input.as_path();
         let settings = settings_for(request)?;
-        fetch_missing_models(&settings, report)?;
+        fetch_missing_models(&settings, report, cancel)?;
         let mut args = TranscribeArgs::for_job(
             input.to_path_buf(),
             input.parent().unwrap_or(Path::new(".")).to_path_buf(),
@@ -248,6 +248,7 @@ impl Transcriber {
 fn fetch_missing_models(
     settings: &Settings,
     report: &mut dyn FnMut(&'static str, f32, f32),
+    cancel: &CancelToken,
 ) -> Result<(), EmbeddedError> {
     let local_only = settings.engines.len() == 1 && settings.engines[0].is_local();
     // whisper.cpp builds its ggml file from the CTranslate2 model or its own download,
@@ -258,7 +259,7 @@ fn fetch_missing_models(
     let failed = |e: ModelError| EmbeddedError {
         code: e.code(),
         message: e.to_string(),
-        cancelled: false,
+        cancelled: matches!(e, ModelError::Cancelled { .. }),
     };
     let missing = |e: &ModelError| e.code() == ErrorCode::ModelNotInstalled;
     let mut progress = |p: DownloadProgress<'_>| {
@@ -268,7 +269,9 @@ fn fetch_missing_models(
         };
         report("download", fraction, 0.0)
     };
-    let store = ModelStore::open_default().map_err(failed)?;
+    let store = ModelStore::open_default()
+        .map_err(failed)?
+        .with_cancel(cancel.clone());
     if let Err(e) = store.resolve(&settings.model) {
         if missing(&e) {
             store

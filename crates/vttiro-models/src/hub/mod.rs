@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use ureq::http::{Response, StatusCode};
 use ureq::Body;
+use vttiro_core::CancelToken;
 
 use crate::error::ModelError;
 use crate::registry::FileRule;
@@ -39,6 +40,14 @@ struct ApiRevision {
 #[derive(Deserialize)]
 struct ApiSibling {
     rfilename: String,
+}
+
+/// Which files of which repository, at which revision, a download takes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RepoFiles<'a> {
+    pub repo: &'a str,
+    pub revision: &'a str,
+    pub rules: &'static [FileRule],
 }
 
 #[derive(Clone)]
@@ -173,19 +182,29 @@ impl HubClient {
         })
     }
 
-    /// Downloads the files `rules` select from `repo` at `revision` into `partial_dir`
-    /// (as `<file>.part`, resumable across calls), verifying each against the hub's size
-    /// and sha256. Files are resolved at the commit the revision pointed to when listed, so
-    /// a branch moving mid-download cannot mix two versions.
+    /// Downloads the files `wanted.rules` select from `wanted.repo` at `wanted.revision`
+    /// into `partial_dir` (as `<file>.part`, resumable across calls), verifying each against
+    /// the hub's size and sha256. Files are resolved at the commit the revision pointed to
+    /// when listed, so a branch moving mid-download cannot mix two versions. Once `cancel`
+    /// is set it stops at the next read, keeping the part.
     pub(crate) fn download_files(
         &self,
         model: &str,
-        repo: &str,
-        revision: &str,
-        rules: &'static [FileRule],
+        wanted: RepoFiles<'_>,
         partial_dir: &Path,
+        cancel: &CancelToken,
         progress: &mut dyn FnMut(DownloadProgress<'_>),
     ) -> Result<(RepoInfo, Vec<FetchedFile>), ModelError> {
+        let RepoFiles {
+            repo,
+            revision,
+            rules,
+        } = wanted;
+        if cancel.is_cancelled() {
+            return Err(ModelError::Cancelled {
+                name: model.to_owned(),
+            });
+        }
         let info = self.repo_info(repo, revision)?;
         let wanted =
             select_files(&info.files, rules).map_err(|missing| ModelError::DownloadFailed {
@@ -211,6 +230,7 @@ impl HubClient {
                 file,
                 &url,
                 partial_dir,
+                cancel,
                 progress,
             )?);
         }

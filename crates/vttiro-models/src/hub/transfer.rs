@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use ureq::http::{HeaderMap, Response};
 use ureq::Body;
+use vttiro_core::CancelToken;
 
 use super::{FollowFailure, HubClient};
 use crate::digest::{self, is_sha256_hex};
@@ -58,6 +59,7 @@ struct Part<'a> {
     url: &'a str,
     model: &'a str,
     file: &'static str,
+    cancel: &'a CancelToken,
 }
 
 pub(super) fn fetch_file(
@@ -66,6 +68,7 @@ pub(super) fn fetch_file(
     file: &'static str,
     url: &str,
     partial_dir: &Path,
+    cancel: &CancelToken,
     progress: &mut dyn FnMut(DownloadProgress<'_>),
 ) -> Result<FetchedFile, ModelError> {
     let part = Part {
@@ -74,17 +77,21 @@ pub(super) fn fetch_file(
         url,
         model,
         file,
+        cancel,
     };
     let mut state = part.load_state()?;
     let mut last_reason = String::new();
     for attempt in 1..=client.max_attempts {
+        if cancel.is_cancelled() {
+            return Err(part.cancelled());
+        }
         match attempt_once(client, &part, &mut state, progress) {
             Ok(()) => return part.verify(&state),
             Err(AttemptFailure::Fatal(error)) => return Err(error),
             Err(AttemptFailure::Retry(reason)) => {
                 last_reason = reason;
-                if attempt < client.max_attempts && !client.retry_backoff.is_zero() {
-                    std::thread::sleep(client.retry_backoff * attempt);
+                if attempt < client.max_attempts {
+                    pause_unless_cancelled(client.retry_backoff * attempt, cancel);
                 }
             }
         }
@@ -96,6 +103,20 @@ pub(super) fn fetch_file(
             client.max_attempts
         ),
     })
+}
+
+/// Sleeps for `pause`, waking early once `cancel` is set so a cancelled pull does not sit
+/// out a backoff of several seconds.
+fn pause_unless_cancelled(pause: std::time::Duration, cancel: &CancelToken) {
+    const SLICE: std::time::Duration = std::time::Duration::from_millis(50);
+    let until = std::time::Instant::now() + pause;
+    while !cancel.is_cancelled() {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(SLICE));
+    }
 }
 
 fn attempt_once(
@@ -266,6 +287,12 @@ impl Part<'_> {
             .map_err(ModelError::io("open", &self.path))
     }
 
+    fn cancelled(&self) -> ModelError {
+        ModelError::Cancelled {
+            name: self.model.to_owned(),
+        }
+    }
+
     fn discard(&self) -> Result<(), ModelError> {
         for path in [&self.path, &self.state_path] {
             match fs::remove_file(path) {
@@ -294,17 +321,27 @@ impl Part<'_> {
         });
         let mut reader = response.into_body().into_reader();
         // Not hashed here: a resumed part is hashed whole once it is complete.
-        let copied = digest::copy_hashing(&mut reader, &mut file, None, &mut |received| {
-            progress(DownloadProgress {
-                model: self.model,
-                file: self.file,
-                downloaded: already + received,
-                total,
-            })
-        });
+        let copied = digest::copy_hashing(
+            &mut reader,
+            &mut file,
+            None,
+            Some(self.cancel),
+            &mut |received| {
+                progress(DownloadProgress {
+                    model: self.model,
+                    file: self.file,
+                    downloaded: already + received,
+                    total,
+                })
+            },
+        );
         // Whatever arrived is kept for the next attempt, so it must reach the disk.
         let flushed = file.flush().and_then(|()| file.sync_all());
         match copied {
+            // What arrived stays in the part (flushed above), so the next pull resumes.
+            Err(error) if digest::is_cancelled(&error) => {
+                return Err(AttemptFailure::Fatal(self.cancelled()))
+            }
             Err(error) if is_write_failure(&error) => {
                 return Err(AttemptFailure::Fatal(ModelError::io("write", &self.path)(
                     error,
