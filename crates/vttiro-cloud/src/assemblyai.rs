@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde::Deserialize;
 use serde_json::json;
-use vttiro_asr::{AsrError, TranscribeOptions};
+use vttiro_asr::{AsrError, CancelToken, TranscribeOptions};
 use vttiro_core::ErrorCode;
 
 use crate::audio::{Piece, PiecePlan};
@@ -149,10 +149,13 @@ impl AssemblyAiEngine {
             .call(&request, |r| parse_json::<Job>(&r.body), judge)
     }
 
-    fn poll(&self, id: &str) -> Result<Job, AsrError> {
+    /// Asks for the job until it is done; a set `cancel` stops the asking at once (the job
+    /// itself runs on at AssemblyAI, which has no way to stop it).
+    fn poll(&self, id: &str, cancel: &CancelToken) -> Result<Job, AsrError> {
         let started = Instant::now();
         let mut wait = self.config.poll_interval;
         loop {
+            vttiro_asr::check_cancel(cancel)?;
             let request = Request::new(
                 "GET",
                 format!("{}/v2/transcript/{id}", self.config.base_url),
@@ -182,7 +185,9 @@ impl AssemblyAiEngine {
                     ),
                 ));
             }
-            std::thread::sleep(wait);
+            if !cancel.sleep(wait) {
+                return Err(AsrError::Cancelled);
+            }
             wait = (wait + wait / 2).min(self.config.poll_max_interval);
         }
     }
@@ -200,7 +205,7 @@ impl AssemblyAiEngine {
         let done = if job.status == "completed" {
             job
         } else {
-            self.poll(&job.id)?
+            self.poll(&job.id, &options.cancel)?
         };
         let offset = piece.offset_ms();
         let words = done

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use vttiro_asr::{AsrError, TranscribeOptions};
+use vttiro_asr::{AsrError, CancelToken, TranscribeOptions};
 use vttiro_core::{ms_to_samples, samples_to_ms, ErrorCode};
 
 use crate::audio::{Piece, PiecePlan, UploadFormat};
@@ -424,7 +424,12 @@ impl GeminiEngine {
         prompt.trim_end().to_string()
     }
 
-    fn upload_file(&self, bytes: &[u8], mime: &str) -> Result<(String, String), AsrError> {
+    fn upload_file(
+        &self,
+        bytes: &[u8],
+        mime: &str,
+        cancel: &CancelToken,
+    ) -> Result<(String, String), AsrError> {
         let start_body = serde_json::to_vec(&json!({ "file": { "display_name": "vttiro-audio" } }))
             .expect("json");
         let start = Request::new(
@@ -502,7 +507,11 @@ impl GeminiEngine {
                     ),
                 ));
             }
-            std::thread::sleep(wait);
+            if !cancel.sleep(wait) {
+                // The caller's audio should not wait 48 hours for Google's expiry.
+                self.delete_file(&name);
+                return Err(AsrError::Cancelled);
+            }
             wait = (wait + wait / 2).min(self.config.poll_max_interval);
             let get = Request::new("GET", format!("{}/v1beta/{name}", self.config.base_url))
                 .header("x-goog-api-key", self.key.expose());
@@ -549,7 +558,7 @@ impl GeminiEngine {
                 "data": base64::engine::general_purpose::STANDARD.encode(&bytes),
             }})
         } else {
-            let (name, uri) = self.upload_file(&bytes, format.mime())?;
+            let (name, uri) = self.upload_file(&bytes, format.mime(), &options.cancel)?;
             uploaded = Some(name);
             json!({ "file_data": { "mime_type": format.mime(), "file_uri": uri } })
         };

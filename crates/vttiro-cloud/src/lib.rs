@@ -209,6 +209,7 @@ pub(crate) fn transcribe_pieces(
     let mut language_probability = 0.0;
     let mut billed_seconds = 0.0;
     for piece in &pieces {
+        vttiro_asr::check_cancel(&options.cancel)?;
         let output = send(piece)?;
         words.extend(output.words);
         if language.is_none() {

@@ -149,3 +149,44 @@ fn a_webhook_url_set_by_the_service_goes_into_the_job() {
         serde_json::json!(["universal-3-pro", "universal-2"])
     );
 }
+
+#[test]
+fn a_cancel_stops_polling_at_once_instead_of_after_the_interval() {
+    let mut mock_config = MockConfig::new(KEY);
+    mock_config.assemblyai_polls_before_done = 1_000;
+    let mock = Mock::assemblyai(mock_config);
+    let mut settings = config(Provider::AssemblyAi, &mock.base_url());
+    // Long enough that waiting it out would fail the timing below.
+    settings.poll_interval = Duration::from_secs(20);
+    settings.poll_max_interval = Duration::from_secs(60);
+    settings.poll_timeout = Duration::from_secs(600);
+    let mut engine = build_engine(settings).unwrap();
+    let options = with_speakers(None);
+    let cancel = options.cancel.clone();
+    let polls = || {
+        mock.requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.starts_with("/v2/transcript/"))
+            .count()
+    };
+    let (result, after_cancel) = std::thread::scope(|scope| {
+        let canceller = scope.spawn(|| {
+            let started = std::time::Instant::now();
+            while polls() == 0 {
+                assert!(started.elapsed() < Duration::from_secs(60), "never polled");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            cancel.cancel();
+            std::time::Instant::now()
+        });
+        let result = run(engine.as_mut(), &jfk_one_window(), &options);
+        let cancelled_at = canceller.join().unwrap();
+        (result, cancelled_at.elapsed())
+    });
+    assert!(
+        matches!(result, Err(vttiro_asr::AsrError::Cancelled)),
+        "{result:?}"
+    );
+    assert!(after_cancel < Duration::from_secs(5), "{after_cancel:?}");
+    assert_eq!(polls(), 1, "no poll after the cancel");
+}

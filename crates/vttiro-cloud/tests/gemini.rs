@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use base64::Engine as _;
 use common::*;
 use vttiro_cloud::{build_engine, Provider};
@@ -164,4 +166,56 @@ fn a_bad_key_an_overloaded_model_and_a_daily_quota() {
     let error = run(engine.as_mut(), &jfk_one_window(), &english()).unwrap_err();
     assert_eq!(error.code(), ErrorCode::ProviderQuota, "{error}");
     assert_eq!(generate_requests(&mock).len(), 1);
+}
+
+#[test]
+fn a_cancel_while_the_file_is_processing_deletes_it_and_generates_nothing() {
+    let mut mock_config = MockConfig::new(KEY);
+    mock_config.gemini_processing_polls = 1_000;
+    let mock = Mock::gemini(mock_config);
+    let mut settings = config(Provider::Gemini, &mock.base_url());
+    settings.gemini_inline_max_bytes = 100_000;
+    settings.poll_interval = Duration::from_secs(20);
+    settings.poll_max_interval = Duration::from_secs(60);
+    settings.poll_timeout = Duration::from_secs(600);
+    let mut engine = build_engine(settings).unwrap();
+    let options = english();
+    let cancel = options.cancel.clone();
+    let uploaded = || {
+        mock.requests()
+            .iter()
+            .any(|r| r.header("x-goog-upload-command") == Some("upload, finalize"))
+    };
+    let (result, after_cancel) = std::thread::scope(|scope| {
+        let canceller = scope.spawn(|| {
+            let started = std::time::Instant::now();
+            while !uploaded() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "never uploaded"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            cancel.cancel();
+            std::time::Instant::now()
+        });
+        let result = run(engine.as_mut(), &jfk_one_window(), &options);
+        let cancelled_at = canceller.join().unwrap();
+        (result, cancelled_at.elapsed())
+    });
+    assert!(
+        matches!(result, Err(vttiro_asr::AsrError::Cancelled)),
+        "{result:?}"
+    );
+    assert!(after_cancel < Duration::from_secs(5), "{after_cancel:?}");
+    let route: Vec<String> = mock
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        route.last().unwrap().starts_with("DELETE /v1beta/files/"),
+        "{route:?}"
+    );
+    assert!(generate_requests(&mock).is_empty(), "{route:?}");
 }

@@ -257,7 +257,7 @@ fn wait_unless_cancelled(mut child: Child, cancel: &CancelToken) -> io::Result<O
             child.wait()?;
             return Ok(None);
         }
-        std::thread::sleep(POLL);
+        cancel.sleep(POLL);
     }
 }
 

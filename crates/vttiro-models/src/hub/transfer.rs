@@ -91,7 +91,7 @@ pub(super) fn fetch_file(
             Err(AttemptFailure::Retry(reason)) => {
                 last_reason = reason;
                 if attempt < client.max_attempts {
-                    pause_unless_cancelled(client.retry_backoff * attempt, cancel);
+                    cancel.sleep(client.retry_backoff * attempt);
                 }
             }
         }
@@ -103,20 +103,6 @@ pub(super) fn fetch_file(
             client.max_attempts
         ),
     })
-}
-
-/// Sleeps for `pause`, waking early once `cancel` is set so a cancelled pull does not sit
-/// out a backoff of several seconds.
-fn pause_unless_cancelled(pause: std::time::Duration, cancel: &CancelToken) {
-    const SLICE: std::time::Duration = std::time::Duration::from_millis(50);
-    let until = std::time::Instant::now() + pause;
-    while !cancel.is_cancelled() {
-        let left = until.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return;
-        }
-        std::thread::sleep(left.min(SLICE));
-    }
 }
 
 fn attempt_once(
