@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use vttiro_core::ErrorCode;
+use vttiro_core::{CancelToken, ErrorCode};
 
 /// Every way obtaining, installing or checking a model can fail. Each message is one line
 /// that names the model, file, package or URL involved and the reason.
@@ -122,6 +122,21 @@ impl ModelError {
             | ModelError::InvalidSpeakerModel { .. } => ErrorCode::ModelInvalid,
             // Only a caller that cancelled sees this, and it knows why.
             ModelError::Io { .. } | ModelError::Cancelled { .. } => ErrorCode::Internal,
+        }
+    }
+
+    pub(crate) fn cancelled(model: &str) -> Self {
+        ModelError::Cancelled {
+            name: model.to_owned(),
+        }
+    }
+
+    /// `Err(Cancelled)` once `cancel` is set: the look a pull takes before each step.
+    pub(crate) fn check_cancel(cancel: &CancelToken, model: &str) -> Result<(), Self> {
+        if cancel.is_cancelled() {
+            Err(ModelError::cancelled(model))
+        } else {
+            Ok(())
         }
     }
 

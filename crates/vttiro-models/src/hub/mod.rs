@@ -200,11 +200,7 @@ impl HubClient {
             revision,
             rules,
         } = wanted;
-        if cancel.is_cancelled() {
-            return Err(ModelError::Cancelled {
-                name: model.to_owned(),
-            });
-        }
+        ModelError::check_cancel(cancel, model)?;
         let info = self.repo_info(repo, revision)?;
         let wanted =
             select_files(&info.files, rules).map_err(|missing| ModelError::DownloadFailed {

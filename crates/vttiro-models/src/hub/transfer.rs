@@ -82,9 +82,7 @@ pub(super) fn fetch_file(
     let mut state = part.load_state()?;
     let mut last_reason = String::new();
     for attempt in 1..=client.max_attempts {
-        if cancel.is_cancelled() {
-            return Err(part.cancelled());
-        }
+        ModelError::check_cancel(cancel, model)?;
         match attempt_once(client, &part, &mut state, progress) {
             Ok(()) => return part.verify(&state),
             Err(AttemptFailure::Fatal(error)) => return Err(error),
@@ -273,12 +271,6 @@ impl Part<'_> {
             .map_err(ModelError::io("open", &self.path))
     }
 
-    fn cancelled(&self) -> ModelError {
-        ModelError::Cancelled {
-            name: self.model.to_owned(),
-        }
-    }
-
     fn discard(&self) -> Result<(), ModelError> {
         for path in [&self.path, &self.state_path] {
             match fs::remove_file(path) {
@@ -326,7 +318,7 @@ impl Part<'_> {
         match copied {
             // What arrived stays in the part (flushed above), so the next pull resumes.
             Err(error) if digest::is_cancelled(&error) => {
-                return Err(AttemptFailure::Fatal(self.cancelled()))
+                return Err(AttemptFailure::Fatal(ModelError::cancelled(self.model)))
             }
             Err(error) if is_write_failure(&error) => {
                 return Err(AttemptFailure::Fatal(ModelError::io("write", &self.path)(
