@@ -161,28 +161,14 @@ fn a_cancel_stops_polling_at_once_instead_of_after_the_interval() {
     settings.poll_max_interval = Duration::from_secs(60);
     settings.poll_timeout = Duration::from_secs(600);
     let mut engine = build_engine(settings).unwrap();
-    let options = with_speakers(None);
-    let cancel = options.cancel.clone();
     let polls = || {
         mock.requests()
             .iter()
             .filter(|r| r.method == "GET" && r.path.starts_with("/v2/transcript/"))
             .count()
     };
-    let (result, after_cancel) = std::thread::scope(|scope| {
-        let canceller = scope.spawn(|| {
-            let started = std::time::Instant::now();
-            while polls() == 0 {
-                assert!(started.elapsed() < Duration::from_secs(60), "never polled");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            cancel.cancel();
-            std::time::Instant::now()
-        });
-        let result = run(engine.as_mut(), &jfk_one_window(), &options);
-        let cancelled_at = canceller.join().unwrap();
-        (result, cancelled_at.elapsed())
-    });
+    let (result, after_cancel) =
+        run_cancelled_when(engine.as_mut(), &with_speakers(None), || polls() > 0);
     assert!(
         matches!(result, Err(vttiro_asr::AsrError::Cancelled)),
         "{result:?}"

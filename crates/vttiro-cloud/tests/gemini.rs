@@ -179,30 +179,12 @@ fn a_cancel_while_the_file_is_processing_deletes_it_and_generates_nothing() {
     settings.poll_max_interval = Duration::from_secs(60);
     settings.poll_timeout = Duration::from_secs(600);
     let mut engine = build_engine(settings).unwrap();
-    let options = english();
-    let cancel = options.cancel.clone();
     let uploaded = || {
         mock.requests()
             .iter()
             .any(|r| r.header("x-goog-upload-command") == Some("upload, finalize"))
     };
-    let (result, after_cancel) = std::thread::scope(|scope| {
-        let canceller = scope.spawn(|| {
-            let started = std::time::Instant::now();
-            while !uploaded() {
-                assert!(
-                    started.elapsed() < Duration::from_secs(60),
-                    "never uploaded"
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            cancel.cancel();
-            std::time::Instant::now()
-        });
-        let result = run(engine.as_mut(), &jfk_one_window(), &options);
-        let cancelled_at = canceller.join().unwrap();
-        (result, cancelled_at.elapsed())
-    });
+    let (result, after_cancel) = run_cancelled_when(engine.as_mut(), &english(), uploaded);
     assert!(
         matches!(result, Err(vttiro_asr::AsrError::Cancelled)),
         "{result:?}"

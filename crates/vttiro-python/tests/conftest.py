@@ -3,12 +3,14 @@ tests, located (and fetched and verified on first use) by the `vttiro-fixtures` 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
-from typing import List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 
@@ -39,6 +41,19 @@ def wer(reference: str, hypothesis: str) -> float:
         for j, h in enumerate(hyp, 1):
             previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (r != h))
     return row[len(hyp)] / max(len(ref), 1)
+
+
+def interrupted_child(script: str, *args: str, env: Optional[Dict[str, str]] = None,
+                      timeout: float = 300) -> dict:
+    """Runs `script` in a child Python that sends itself SIGINT, as a notebook's interrupt
+    button does, and returns the JSON report it prints, which must say it was
+    interrupted."""
+    child = subprocess.run([sys.executable, "-c", script, *args], env=env,
+                           capture_output=True, text=True, timeout=timeout)
+    assert child.returncode == 0, child.stderr
+    report = json.loads(child.stdout)
+    assert report["outcome"] == "interrupted", report
+    return report
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -20,6 +18,7 @@ from typing import Dict, Iterator, List, Optional
 import pytest
 
 import vttiro
+from conftest import interrupted_child
 
 REPO = "Systran/faster-whisper-tiny.en"
 COMMIT = "d90ca5fe260221311c53c58e660288d3deb8d356"
@@ -134,10 +133,9 @@ INTERRUPTED_PULL = textwrap.dedent(
     import json, os, signal, time
     import vttiro
 
-    state = {"signalled_at": None, "received": 0}
+    state = {"signalled_at": None}
 
     def on_progress(file, done, total):
-        state["received"] = done if file == "model.bin" else state["received"]
         # Two MiB of the weights are on disk: what the interrupt button sends.
         if state["signalled_at"] is None and file == "model.bin" and done >= 2 << 20:
             state["signalled_at"] = time.monotonic()
@@ -151,7 +149,6 @@ INTERRUPTED_PULL = textwrap.dedent(
     print(json.dumps({
         "outcome": outcome,
         "stop_seconds": time.monotonic() - state["signalled_at"],
-        "received": state["received"],
     }))
     """
 )
@@ -162,11 +159,7 @@ def test_interrupting_a_hub_pull_keeps_its_part_and_the_next_pull_resumes_it(
 ) -> None:
     models = tmp_path / "models"
     env = dict(os.environ, HF_ENDPOINT=local_hub.endpoint, VTTIRO_MODEL_DIR=str(models))
-    child = subprocess.run([sys.executable, "-c", INTERRUPTED_PULL], env=env,
-                           capture_output=True, text=True, timeout=120)
-    assert child.returncode == 0, child.stderr
-    report = json.loads(child.stdout)
-    assert report["outcome"] == "interrupted", report
+    report = interrupted_child(INTERRUPTED_PULL, env=env, timeout=120)
     # Throttled, the whole file takes a minute: the pull stopped at the next read.
     assert report["stop_seconds"] < 5, report
     weights = len(local_hub.files["model.bin"])

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import vttiro
+from conftest import interrupted_child
 
 # Seconds of speech per checkpoint: below a planned chunk (up to 30 s), so every chunk is
 # checkpointed on its own.
@@ -58,18 +59,7 @@ INTERRUPTED_RUN = textwrap.dedent(
 
 
 def interrupted_run(media: Path, checkpoints: Path) -> dict:
-    """Runs INTERRUPTED_RUN in a child process and returns its report, which must say it
-    was interrupted."""
-    child = subprocess.run(
-        [sys.executable, "-c", INTERRUPTED_RUN, str(media), str(checkpoints), str(EVERY)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert child.returncode == 0, child.stderr
-    report = json.loads(child.stdout)
-    assert report["outcome"] == "interrupted", report
-    return report
+    return interrupted_child(INTERRUPTED_RUN, str(media), str(checkpoints), str(EVERY))
 
 
 def test_interrupt_stops_cleanly_and_a_rerun_resumes(long_speech: Path, tmp_path: Path) -> None:
@@ -137,15 +127,7 @@ def test_without_checkpoints_an_interrupt_stops_the_engine_between_windows(
 ) -> None:
     # No checkpoint directory: the input is one engine call, as in the CLI, and only the
     # engine itself can stop early.
-    child = subprocess.run(
-        [sys.executable, "-c", PROMPT_STOP, str(longer_speech)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert child.returncode == 0, child.stderr
-    report = json.loads(child.stdout)
-    assert report["outcome"] == "interrupted"
+    report = interrupted_child(PROMPT_STOP, str(longer_speech))
     # Stopped within a window or two, not after the rest of the 4.5 minutes.
     assert report["stop"] < report["whole"] / 3, report
 

@@ -5,7 +5,7 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use vttiro_asr::{AudioWindow, Engine, TranscribeOptions};
 use vttiro_cloud::{CloudConfig, Provider, RetryPolicy};
@@ -90,6 +90,33 @@ pub fn run(
 ) -> Result<Transcript, vttiro_asr::AsrError> {
     let (samples, _) = jfk();
     engine.transcribe(samples, windows, options, &mut |_| {})
+}
+
+/// [`run`] over one JFK window with `options`, setting their cancel token from another
+/// thread once `ready` says the provider has reached the point under test; returns the
+/// result and how long the run went on after the cancel.
+pub fn run_cancelled_when(
+    engine: &mut dyn Engine,
+    options: &TranscribeOptions,
+    ready: impl Fn() -> bool + Sync,
+) -> (Result<Transcript, vttiro_asr::AsrError>, Duration) {
+    std::thread::scope(|scope| {
+        let canceller = scope.spawn(|| {
+            let started = Instant::now();
+            while !ready() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "the provider never got there"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            options.cancel.cancel();
+            Instant::now()
+        });
+        let result = run(engine, &jfk_one_window(), options);
+        let cancelled_at = canceller.join().unwrap();
+        (result, cancelled_at.elapsed())
+    })
 }
 
 pub fn english() -> TranscribeOptions {
